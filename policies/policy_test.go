@@ -1,0 +1,202 @@
+package policies
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/assetscan/assetscan"
+)
+
+func mustDefault(t *testing.T) *Policy {
+	t.Helper()
+	p, err := Default(assetscan.KindPackage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultPackagePolicyUsesTheRuleBookNumbers(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	if p.Vulns.CVSSThreshold != 7.0 {
+		t.Errorf("cvss threshold = %v, want 7.0", p.Vulns.CVSSThreshold)
+	}
+	if got := strings.Join(p.Vulns.FailSeveritiesWithoutCVSS, ","); got != "HIGH,CRITICAL" {
+		t.Errorf("severity fallback = %s", got)
+	}
+	if p.Format.MaxSizeBytes != 20<<30 {
+		t.Errorf("max size = %d, want 20 GiB", p.Format.MaxSizeBytes)
+	}
+	for _, c := range []string{"format", "archive", "vulnerability", "secret", "malware"} {
+		found := false
+		for _, r := range p.RequiredChecks {
+			found = found || r == c
+		}
+		if !found {
+			t.Errorf("check %q not required", c)
+		}
+	}
+	if !strings.HasPrefix(p.Ref().Digest, "sha256:") || p.Ref().ID != "default-package" || p.Ref().Version != 1 {
+		t.Errorf("ref = %+v", p.Ref())
+	}
+}
+
+func TestNameRule(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	tests := []struct {
+		name string
+		ok   bool
+		ext  string
+	}{
+		{"my-app_1(2).zip", true, ".zip"},
+		{"App.TAR.GZ", true, ".tar.gz"},
+		{"app.tgz", true, ".tgz"},
+		{"app.tar", true, ".tar"},
+		{"app.1.0.zip", false, ".zip"}, // '.' is not allowed in the name
+		{"my app.zip", false, ".zip"},
+		{"app!.zip", false, ".zip"},
+		{"приложение.zip", false, ".zip"},
+		{"app（1）.zip", false, ".zip"}, // full-width parentheses are not ASCII
+		{".zip", false, ".zip"},
+		{"app.rar", false, ""},
+		{"app.gz", false, ""},
+		{"app", false, ""},
+	}
+	for _, tt := range tests {
+		ext, reason, ok := p.NameAllowed(tt.name)
+		if ok != tt.ok || ext != tt.ext {
+			t.Errorf("NameAllowed(%q) = %q, %v (%s); want %q, %v", tt.name, ext, ok, reason, tt.ext, tt.ok)
+		}
+		if !ok && reason == "" {
+			t.Errorf("NameAllowed(%q): no reason", tt.name)
+		}
+	}
+}
+
+func TestParseRejectsMalformedPolicies(t *testing.T) {
+	t.Parallel()
+	base := string(mustDefault(t).Raw())
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown field", "description:", "descripton:", "field descripton not found"},
+		{"threshold too high", "cvss_threshold: 7.0", "cvss_threshold: 11", "line 14: vulnerabilities.cvss_threshold: must be in (0, 10]"},
+		{"threshold zero", "cvss_threshold: 7.0", "cvss_threshold: 0", "vulnerabilities.cvss_threshold"},
+		{"bad severity", "[HIGH, CRITICAL]", "[HIGH, SEVERE]", `unknown severity "SEVERE"`},
+		{"bad kind", "kind: package", "kind: pkg", `kind: must be package, container-image or vm-image`},
+		{"no id", "id: default-package", "id: ''", "id: required"},
+		{"version zero", "version: 1", "version: 0", "version: must be a positive integer"},
+		{"unknown check", "required_checks: [format,", "required_checks: [formats,", `unknown check "formats"`},
+		{"bad regexp", `'^[A-Za-z0-9_()-]+$'`, `'^[A-Z'`, "format.name_pattern"},
+		{"bad action", "archive.link: info", "archive.link: ignore", `rules.archive.link: must be fail, warn or info`},
+		{"ratio", "max_ratio: 1000", "max_ratio: 1", "archive.max_ratio"},
+		{"not yaml", "id: default-package", "id: [unclosed", "invalid policy"},
+		{"wrong type", "max_entries: 1000000", "max_entries: lots", "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			doc := strings.Replace(base, tt.from, tt.to, 1)
+			if doc == base {
+				t.Fatalf("fixture edit %q not applied", tt.from)
+			}
+			_, err := Parse([]byte(doc))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func score(f float64) *float64 { return &f }
+
+func vuln(id string, cvss *float64, sev string) assetscan.Finding {
+	return assetscan.Finding{Check: assetscan.CheckVulnerability, Rule: "vulnerability", Path: "package-lock.json",
+		Vulnerability: &assetscan.Vulnerability{ID: id, Package: "p", InstalledVersion: "1", Severity: sev, CVSSScore: cvss}}
+}
+
+func allChecksOK() []assetscan.CheckRun {
+	var runs []assetscan.CheckRun
+	for _, c := range []string{"format", "archive", "vulnerability", "secret", "malware"} {
+		runs = append(runs, assetscan.CheckRun{Name: c, Status: assetscan.RunOK})
+	}
+	return runs
+}
+
+func TestEvaluate(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	brokenMalware := allChecksOK()
+	brokenMalware[4] = assetscan.CheckRun{Name: "malware", Status: assetscan.RunError, Reason: "clamd unreachable"}
+	tests := []struct {
+		name     string
+		findings []assetscan.Finding
+		checks   []assetscan.CheckRun
+		want     assetscan.Outcome
+		rules    string
+	}{
+		{"clean", nil, allChecksOK(), assetscan.Pass, ""},
+		{"cvss 7.0 fails", []assetscan.Finding{vuln("CVE-1", score(7.0), "HIGH")}, allChecksOK(), assetscan.Fail, RuleVulnCVSS},
+		{"cvss 6.9 warns even if HIGH", []assetscan.Finding{vuln("CVE-1", score(6.9), "HIGH")}, allChecksOK(), assetscan.Pass, ""},
+		{"no cvss HIGH fails", []assetscan.Finding{vuln("CVE-1", nil, "HIGH")}, allChecksOK(), assetscan.Fail, RuleVulnSeverity},
+		{"no cvss CRITICAL fails", []assetscan.Finding{vuln("CVE-1", nil, "CRITICAL")}, allChecksOK(), assetscan.Fail, RuleVulnSeverity},
+		{"no cvss MEDIUM warns", []assetscan.Finding{vuln("CVE-1", nil, "MEDIUM")}, allChecksOK(), assetscan.Pass, ""},
+		{"private key fails", []assetscan.Finding{{Check: "secret", Rule: "secret", Secret: &assetscan.Secret{RuleID: "private-key", Category: "AsymmetricPrivateKey"}}}, allChecksOK(), assetscan.Fail, "secret.asymmetricprivatekey"},
+		{"aws key fails", []assetscan.Finding{{Check: "secret", Rule: "secret", Secret: &assetscan.Secret{RuleID: "aws-access-key-id", Category: "AWS"}}}, allChecksOK(), assetscan.Fail, "secret.aws"},
+		{"slack token warns", []assetscan.Finding{{Check: "secret", Rule: "secret", Secret: &assetscan.Secret{RuleID: "slack-web-hook", Category: "Slack"}}}, allChecksOK(), assetscan.Pass, ""},
+		{"archive traversal fails", []assetscan.Finding{{Check: "archive", Rule: "archive.traversal", Path: "../x"}}, allChecksOK(), assetscan.Fail, "archive.traversal"},
+		{"in-root link is info", []assetscan.Finding{{Check: "archive", Rule: "archive.link", Path: "a"}}, allChecksOK(), assetscan.Pass, ""},
+		{"unknown rule fails closed", []assetscan.Finding{{Check: "archive", Rule: "archive.something_new"}}, allChecksOK(), assetscan.Fail, "archive.something_new"},
+		{"check not run is error", nil, allChecksOK()[:4], assetscan.Error, ""},
+		{"check errored is error", nil, brokenMalware, assetscan.Error, ""},
+		{"fail beats error", []assetscan.Finding{vuln("CVE-1", score(9.8), "CRITICAL")}, brokenMalware, assetscan.Fail, RuleVulnCVSS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			j := Evaluate(p, assetscan.Findings{Findings: tt.findings, Checks: tt.checks})
+			if j.Outcome != tt.want {
+				t.Fatalf("outcome = %s (%s), want %s", j.Outcome, j.Reason, tt.want)
+			}
+			var rules []string
+			for _, r := range j.FailedRules {
+				rules = append(rules, r.Rule)
+			}
+			if got := strings.Join(rules, ","); got != tt.rules {
+				t.Errorf("failed rules = %q, want %q", got, tt.rules)
+			}
+			if j.Outcome == assetscan.Error && !strings.Contains(j.Reason, "malware") {
+				t.Errorf("error reason %q does not name the check", j.Reason)
+			}
+		})
+	}
+}
+
+func TestEvaluateIsDeterministic(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	f := assetscan.Findings{Checks: allChecksOK(), Findings: []assetscan.Finding{
+		vuln("CVE-2", score(9.8), "CRITICAL"), {Check: "archive", Rule: "archive.bomb"}, vuln("CVE-1", nil, "HIGH"),
+	}}
+	a := Evaluate(p, f)
+	for range 20 {
+		b := Evaluate(p, f)
+		if len(a.FailedRules) != len(b.FailedRules) {
+			t.Fatal("different failed rules")
+		}
+		for i := range a.FailedRules {
+			if a.FailedRules[i] != b.FailedRules[i] {
+				t.Fatalf("rule %d differs: %+v vs %+v", i, a.FailedRules[i], b.FailedRules[i])
+			}
+		}
+	}
+}

@@ -1,0 +1,69 @@
+// Package scanner orchestrates a scan: it applies the format rules, extracts
+// the asset safely (package archive), runs every configured Check over the
+// result and gathers the findings. It never decides pass or fail: that is
+// the policy's job (package policies).
+package scanner
+
+import (
+	"context"
+	"errors"
+
+	"github.com/assetscan/assetscan"
+)
+
+// File is one regular file of the asset, as extracted on disk.
+type File struct {
+	// Path is the path inside the asset ("lib/a.zip!/x.js").
+	Path string
+	// DiskPath is where the bytes are on disk, inside the scan's work dir.
+	DiskPath string
+	// Size in bytes.
+	Size int64
+	// Layer is the image layer the file came from (container images only).
+	Layer string
+}
+
+// Target is what the checks look at. Checks must treat everything under it
+// as hostile and must not write outside the scan's work dir.
+type Target struct {
+	Kind assetscan.Kind
+	// Asset is the downloaded asset file (archive, image tarball, disk image).
+	Asset string
+	// Root is the directory holding the extracted asset (packages), or ""
+	// when the asset is scanned as a whole (images). Paths in findings are
+	// relative to Root.
+	Root string
+	// Files lists every regular file extracted under Root, nested archives
+	// unpacked. For images it lists the files the image readers extracted.
+	Files []File
+	// WorkDir is the scan's private scratch directory.
+	WorkDir string
+}
+
+// Result is what one check found.
+type Result struct {
+	Findings   []assetscan.Finding
+	Components []assetscan.Component
+	// Detail is a one-line summary for the check run record
+	// ("1234 files, 56 MiB").
+	Detail string
+	// Engines maps engine name to version, recorded on the verdict.
+	Engines map[string]string
+	// DB is the vulnerability DB matched against, if the check used one.
+	DB *assetscan.DBRef
+}
+
+// Check is one check run over a target. Run returns an error when the check
+// could not run to the end (engine unreachable, DB missing, time-out): the
+// scan then never passes. Errors wrapping ErrTransient are retried by the
+// queue; others are final.
+type Check interface {
+	// Name is the check name recorded in the verdict (assetscan.Check*).
+	Name() string
+	// Run inspects t. It must honour ctx cancellation.
+	Run(ctx context.Context, t *Target) (Result, error)
+}
+
+// ErrTransient marks an error that may go away on retry (an engine or
+// service unreachable). Wrap it: fmt.Errorf("dial clamd: %w: %w", ErrTransient, err).
+var ErrTransient = errors.New("transient")

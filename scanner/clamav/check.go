@@ -1,0 +1,359 @@
+package clamav
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/scanner"
+)
+
+// Engine names recorded in Result.Engines.
+const (
+	// EngineName maps to clamd's VERSION reply.
+	EngineName = "clamav"
+	// SignaturesEngineName maps to CheckConfig.SignatureDigest when clamd
+	// reports no database version (custom signatures only).
+	SignaturesEngineName = "clamav-signatures"
+)
+
+// Rules of the malware check.
+const (
+	// RuleDetected: the engine detected malware (or a test signature).
+	RuleDetected = "malware.detected"
+	// RuleUnscannable: the engine could not scan the content completely:
+	// encrypted (Heuristics.Encrypted.*) or over its limits
+	// (Heuristics.Limits.Exceeded.*).
+	RuleUnscannable = "malware.unscannable"
+)
+
+// Defaults for CheckConfig.
+const (
+	DefaultConcurrency = 2
+	// DefaultMaxStreamBytes equals StreamMaxLength 2000M in the shipped
+	// clamd.conf (clamd accepts exactly StreamMaxLength bytes).
+	DefaultMaxStreamBytes int64 = 2000 << 20
+	DefaultWindowOverlap  int64 = 1 << 20
+)
+
+// CheckConfig configures the malware check. Zero values mean the defaults.
+type CheckConfig struct {
+	// Concurrency is how many streams are sent to clamd at once. Default 2.
+	Concurrency int
+	// MaxStreamBytes is the longest stream sent to clamd; it must not exceed
+	// clamd's StreamMaxLength (a longer stream fails with ErrSizeLimit).
+	// A larger file is scanned in overlapping windows of this size.
+	// Default 2000 MiB.
+	MaxStreamBytes int64
+	// WindowOverlap is how many bytes consecutive windows share, so that a
+	// signature up to this long straddling a window boundary is still seen
+	// whole. Default 1 MiB, but at most MaxStreamBytes/2.
+	WindowOverlap int64
+	// SignatureDigest identifies the signature set clamd loaded (see
+	// DigestDir). It is recorded as Engines["clamav-signatures"] when clamd's
+	// VERSION carries no database version, i.e. custom signatures only.
+	SignatureDigest string
+}
+
+// Validate reports whether c is usable.
+func (c CheckConfig) Validate() error {
+	if c.Concurrency < 0 {
+		return errors.New("malware check config: Concurrency must not be negative")
+	}
+	if c.MaxStreamBytes < 0 {
+		return errors.New("malware check config: MaxStreamBytes must not be negative")
+	}
+	if c.WindowOverlap < 0 {
+		return errors.New("malware check config: WindowOverlap must not be negative")
+	}
+	d := c.withDefaults()
+	if d.MaxStreamBytes < 2 {
+		return fmt.Errorf("malware check config: MaxStreamBytes %d too small", d.MaxStreamBytes)
+	}
+	if d.WindowOverlap >= d.MaxStreamBytes {
+		return fmt.Errorf("malware check config: WindowOverlap %d must be smaller than MaxStreamBytes %d", d.WindowOverlap, d.MaxStreamBytes)
+	}
+	return nil
+}
+
+func (c CheckConfig) withDefaults() CheckConfig {
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxStreamBytes == 0 {
+		c.MaxStreamBytes = DefaultMaxStreamBytes
+	}
+	if c.WindowOverlap == 0 {
+		c.WindowOverlap = min(DefaultWindowOverlap, c.MaxStreamBytes/2)
+	}
+	return c
+}
+
+// Check is the malware check: it sends every file of the target to clamd.
+type Check struct {
+	client *Client
+	cfg    CheckConfig
+}
+
+var _ scanner.Check = (*Check)(nil)
+
+// NewCheck returns the malware check scanning through c.
+func NewCheck(c *Client, cfg CheckConfig) (*Check, error) {
+	if c == nil {
+		return nil, errors.New("malware check: nil clamd client")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Check{client: c, cfg: cfg.withDefaults()}, nil
+}
+
+// Name returns assetscan.CheckMalware.
+func (k *Check) Name() string { return assetscan.CheckMalware }
+
+// Config returns the check's configuration with defaults applied.
+func (k *Check) Config() CheckConfig { return k.cfg }
+
+// unit is one stream: a whole file or one window of a large file.
+type unit struct {
+	file      int
+	off, n    int64
+	win, wins int
+}
+
+type fileState struct {
+	f    scanner.File
+	info os.FileInfo
+}
+
+// Run scans every file in t.Files. Any file clamd could not scan
+// completely (error reply, transport failure, time-out, file unreadable)
+// makes Run return an error: there is no partial pass. Detections are
+// findings; Run succeeds with them.
+func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, error) {
+	if t == nil {
+		return scanner.Result{}, errors.New("malware check: nil target")
+	}
+	version, err := k.client.Version(ctx)
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("malware check: %w", err)
+	}
+	engines := map[string]string{EngineName: version}
+	if !hasDBVersion(version) && k.cfg.SignatureDigest != "" {
+		engines[SignaturesEngineName] = k.cfg.SignatureDigest
+	}
+
+	// Plan: stat every file, split the large ones into windows.
+	files := make([]fileState, len(t.Files))
+	var units []unit
+	var fileBytes, streamBytes int64
+	windowed, windowCount := 0, 0
+	for i, f := range t.Files {
+		info, err := os.Lstat(f.DiskPath)
+		if err != nil {
+			return scanner.Result{}, fmt.Errorf("malware check: %q: %w", f.Path, err)
+		}
+		if !info.Mode().IsRegular() {
+			return scanner.Result{}, fmt.Errorf("malware check: %q is not a regular file (%s)", f.Path, info.Mode().Type())
+		}
+		files[i] = fileState{f: f, info: info}
+		ws := windows(info.Size(), k.cfg.MaxStreamBytes, k.cfg.WindowOverlap)
+		if len(ws) > 1 {
+			windowed++
+			windowCount += len(ws)
+		}
+		for j, w := range ws {
+			units = append(units, unit{file: i, off: w[0], n: w[1], win: j, wins: len(ws)})
+			streamBytes += w[1]
+		}
+		fileBytes += info.Size()
+	}
+
+	replies := make([]Reply, len(units))
+	if err := k.scanUnits(ctx, files, units, replies); err != nil {
+		return scanner.Result{}, err
+	}
+
+	// Findings, in file order, one per file and signature.
+	type key struct {
+		file int
+		sig  string
+	}
+	seen := map[key]bool{}
+	var findings []assetscan.Finding
+	for i, u := range units {
+		r := replies[i]
+		if r.Status != StatusFound {
+			continue
+		}
+		if seen[key{u.file, r.Signature}] {
+			continue
+		}
+		seen[key{u.file, r.Signature}] = true
+		findings = append(findings, finding(files[u.file].f, u, r.Signature))
+	}
+
+	detail := fmt.Sprintf("%d files", len(t.Files))
+	if len(t.Files) > 0 {
+		detail += fmt.Sprintf(", %d bytes (%s), %d streams", fileBytes, humanBytes(fileBytes), len(units))
+		if windowed > 0 {
+			detail += fmt.Sprintf("; %d files larger than %s scanned in %d overlapping windows (overlap %s, %s streamed)",
+				windowed, humanBytes(k.cfg.MaxStreamBytes), windowCount, humanBytes(k.cfg.WindowOverlap), humanBytes(streamBytes))
+		}
+	}
+	return scanner.Result{Findings: findings, Detail: detail, Engines: engines}, nil
+}
+
+func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, replies []Reply) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel(err)
+		}
+	}
+	next := make(chan int)
+	for range min(k.cfg.Concurrency, max(len(units), 1)) {
+		wg.Go(func() {
+			for i := range next {
+				r, err := k.scanUnit(ctx, files[units[i].file], units[i])
+				if err != nil {
+					fail(err)
+					continue
+				}
+				replies[i] = r
+			}
+		})
+	}
+feed:
+	for i := range units {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("malware check: %w", ctxError(ctx))
+	}
+	return nil
+}
+
+func (k *Check) scanUnit(ctx context.Context, fs fileState, u unit) (Reply, error) {
+	where := fmt.Sprintf("%q", fs.f.Path)
+	if u.wins > 1 {
+		where += fmt.Sprintf(" (window %d/%d, bytes %d-%d)", u.win+1, u.wins, u.off, u.off+u.n)
+	}
+	if err := ctx.Err(); err != nil {
+		return Reply{}, fmt.Errorf("malware check: %s: %w", where, ctxError(ctx))
+	}
+	f, err := os.Open(fs.f.DiskPath)
+	if err != nil {
+		return Reply{}, fmt.Errorf("malware check: %s: %w", where, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Reply{}, fmt.Errorf("malware check: %s: %w", where, err)
+	}
+	if !os.SameFile(st, fs.info) || st.Size() != fs.info.Size() {
+		return Reply{}, fmt.Errorf("malware check: %s: file changed during the scan", where)
+	}
+	cr := &countingReader{r: io.NewSectionReader(f, u.off, u.n)}
+	reply, err := k.client.Scan(ctx, cr)
+	if err != nil {
+		return reply, fmt.Errorf("malware check: %s: %w", where, err)
+	}
+	if cr.n != u.n {
+		return Reply{}, fmt.Errorf("malware check: %s: read %d of %d bytes (file changed during the scan)", where, cr.n, u.n)
+	}
+	return reply, nil
+}
+
+func finding(f scanner.File, u unit, sig string) assetscan.Finding {
+	fd := assetscan.Finding{
+		Check:   assetscan.CheckMalware,
+		Rule:    RuleDetected,
+		Path:    f.Path,
+		Layer:   f.Layer,
+		Malware: &assetscan.Malware{Signature: sig, Engine: EngineName},
+	}
+	switch {
+	case strings.HasPrefix(sig, "Heuristics.Encrypted"):
+		fd.Rule = RuleUnscannable
+		fd.Message = fmt.Sprintf("the file is encrypted, so the malware engine could not scan its content (clamav: %s)", sig)
+	case strings.HasPrefix(sig, "Heuristics.Limits.Exceeded"):
+		fd.Rule = RuleUnscannable
+		fd.Message = fmt.Sprintf("the file exceeds the malware engine's scan limits and was not scanned completely (clamav: %s)", sig)
+	default:
+		fd.Message = fmt.Sprintf("the malware engine detected %s", sig)
+	}
+	if u.wins > 1 {
+		fd.Message += fmt.Sprintf(" in bytes %d-%d", u.off, u.off+u.n)
+	}
+	return fd
+}
+
+// windows splits size bytes into windows of at most w bytes, consecutive
+// windows sharing overlap bytes, covering every byte. A file of at most w
+// bytes (an empty file too) is one window. Requires 0 <= overlap < w.
+func windows(size, w, overlap int64) [][2]int64 {
+	if size <= w {
+		return [][2]int64{{0, size}}
+	}
+	var out [][2]int64
+	for start := int64(0); ; {
+		end := min(start+w, size)
+		out = append(out, [2]int64{start, end - start})
+		if end == size {
+			return out
+		}
+		start = end - overlap
+	}
+}
+
+// hasDBVersion reports whether a VERSION reply names a database version
+// ("ClamAV 1.4.6/27530/Mon Jan 12 ..."), which only the official databases
+// provide.
+func hasDBVersion(v string) bool { return strings.Contains(v, "/") }
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
