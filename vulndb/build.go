@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,11 +59,13 @@ func JavaDBDir(cacheDir string) string { return filepath.Join(cacheDir, "java-db
 // "DownloadedAt":updatedAt}).
 //
 // updatedAt is a parameter so that builds are reproducible: the same
-// fixtures and time give byte-identical metadata and a trivy.db with the
-// same buckets, keys and values (the bbolt file itself may differ). Both
-// files are written to temporary names and renamed into place, so a reader
-// never sees a half-written DB; a process that already has the old
-// trivy.db open keeps reading the old file.
+// fixtures and time give byte-identical metadata.json and trivy.db (on
+// machines with the same OS page size, which bbolt uses as its page size),
+// hence the same DBRef.Digest.
+//
+// Both files are written to temporary names and renamed into place, so a
+// reader never sees a half-written DB; a process that already has the old
+// trivy.db open keeps reading the old file until it reopens it.
 //
 // Build writes the file with bbolt directly instead of trivy-db's db.Init,
 // whose DB handle is a process-wide global that the scanner also uses.
@@ -113,12 +116,22 @@ func Build(dir string, fx *Fixtures, updatedAt time.Time) error {
 //	data-source / <bucket>                   -> types.DataSource
 //	vulnerability / <vuln id>                -> types.Vulnerability
 //	<bucket> / <package> / <vuln id>         -> types.Advisory
+//
+// Each transaction touches a single bucket path, in sorted order: bbolt
+// spills the buckets changed in one transaction in Go map order, so writing
+// several at once would make page allocation, and so the file's bytes and
+// digest, vary from build to build.
 func writeBolt(path string, fx *Fixtures) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: true})
 	if err != nil {
 		return err
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	update := func(fn func(tx *bolt.Tx) error) {
+		if err == nil {
+			err = db.Update(fn)
+		}
+	}
+	update(func(tx *bolt.Tx) error {
 		for _, bucket := range sortedKeys(fx.DataSources) {
 			ds := fx.DataSources[bucket]
 			err := put(tx, []string{dataSourceBucket}, bucket, types.DataSource{
@@ -128,21 +141,43 @@ func writeBolt(path string, fx *Fixtures) error {
 				return err
 			}
 		}
+		return nil
+	})
+	update(func(tx *bolt.Tx) error {
 		for _, v := range fx.Vulnerabilities {
 			if err := put(tx, []string{vulnerabilityBucket}, v.ID, toTrivyVulnerability(v)); err != nil {
 				return err
 			}
 		}
-		for _, a := range fx.Advisories {
-			adv := toTrivyAdvisory(a)
-			// A pointer, so that Advisory.MarshalJSON stores Status as an
-			// integer, as trivy-db does.
-			if err := put(tx, []string{a.Bucket, a.Package}, a.VulnerabilityID, &adv); err != nil {
-				return err
-			}
-		}
 		return nil
 	})
+	advisories := slices.Clone(fx.Advisories)
+	slices.SortStableFunc(advisories, func(a, b Advisory) int {
+		return cmp.Or(cmp.Compare(a.Bucket, b.Bucket), cmp.Compare(a.Package, b.Package))
+	})
+	for len(advisories) > 0 {
+		n := 1 // advisories[:n] share bucket and package
+		for n < len(advisories) && advisories[n].Bucket == advisories[0].Bucket &&
+			advisories[n].Package == advisories[0].Package {
+			n++
+		}
+		group := advisories[:n]
+		advisories = advisories[n:]
+		update(func(tx *bolt.Tx) error {
+			for _, a := range group {
+				adv := toTrivyAdvisory(a)
+				// A pointer, so that Advisory.MarshalJSON stores Status as
+				// an integer, as trivy-db does.
+				if err := put(tx, []string{a.Bucket, a.Package}, a.VulnerabilityID, &adv); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = db.Sync() // NoSync above: one fsync at the end
+	}
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}

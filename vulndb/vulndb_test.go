@@ -380,6 +380,12 @@ func TestBuildReproducible(t *testing.T) {
 	if string(ma) != want || !bytes.Equal(ma, mb) {
 		t.Errorf("metadata.json:\n%s%s want\n%s", ma, mb, want)
 	}
+	// Same content; in fact the same bytes, so the same DBRef.Digest.
+	fa, _ := os.ReadFile(filepath.Join(a, "db", "trivy.db"))
+	fb, _ := os.ReadFile(filepath.Join(b, "db", "trivy.db"))
+	if !bytes.Equal(fa, fb) {
+		t.Error("trivy.db differs between identical builds")
+	}
 	da, db := dump(t, filepath.Join(a, "db", "trivy.db")), dump(t, filepath.Join(b, "db", "trivy.db"))
 	if len(da) == 0 || len(da) != len(db) {
 		t.Fatalf("dump sizes %d, %d", len(da), len(db))
