@@ -1,0 +1,259 @@
+package scanner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/archive"
+)
+
+// Rules are the parts of a policy the scan itself needs before any check
+// runs: the name and size rule and the extraction limits. *policies.Policy
+// implements it.
+type Rules interface {
+	// NameAllowed applies the package name rule; ok=false comes with a
+	// reason for the seller.
+	NameAllowed(name string) (ext string, reason string, ok bool)
+	// MaxSize is the largest accepted asset in bytes.
+	MaxSize() int64
+	// Limits bounds archive extraction.
+	Limits() archive.Limits
+}
+
+// Coverer is implemented by a Check that performs several of the rule
+// book's checks in one pass (trivy: vulnerabilities and secrets). The scan
+// records one check run per covered name.
+type Coverer interface {
+	Covers() []string
+}
+
+// Scanner runs the checks over assets. It is safe for concurrent use.
+type Scanner struct {
+	Checks []Check
+	Log    *slog.Logger
+}
+
+// Request is one asset to scan.
+type Request struct {
+	Kind assetscan.Kind
+	// Path is the asset on local disk.
+	Path string
+	// Name is the asset's file name the name rule applies to (the object
+	// key's base name); defaults to the base of Path.
+	Name string
+	// SHA256 is the hex digest of the asset when already known (computed
+	// while downloading); computed here otherwise.
+	SHA256 string
+	// ExpectedSHA256 is the digest the submitter expects; a mismatch fails.
+	ExpectedSHA256 string
+	// WorkDir is the scan's private scratch dir; it must exist and is left
+	// for the caller to remove.
+	WorkDir string
+	Rules   Rules
+}
+
+// Report is the result of Scan.
+type Report struct {
+	Findings assetscan.Findings
+	SHA256   string
+	Size     int64
+	// Transient is true when a check failed in a way a retry may fix.
+	Transient bool
+}
+
+// Scan runs the format rules, extracts the asset and runs every check. It
+// returns an error only when the scan itself could not proceed (ctx
+// cancelled, work dir unusable); a check that could not run is recorded as
+// a check run with status error, which the policy turns into an Error
+// verdict.
+func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if req.Name == "" {
+		req.Name = filepath.Base(req.Path)
+	}
+	fi, err := os.Stat(req.Path)
+	if err != nil {
+		return nil, fmt.Errorf("stat asset: %w", err)
+	}
+	rep := &Report{Size: fi.Size(), SHA256: strings.ToLower(req.SHA256)}
+	f := &rep.Findings
+	f.Engines = map[string]string{}
+	if rep.SHA256 == "" {
+		if rep.SHA256, err = fileSHA256(ctx, req.Path); err != nil {
+			return nil, err
+		}
+	}
+
+	// Format: digest, size, name, container format.
+	formatOK := true
+	addFormat := func(rule, msg string) {
+		formatOK = false
+		f.Findings = append(f.Findings, assetscan.Finding{Check: assetscan.CheckFormat, Rule: rule, Path: req.Name, Message: msg})
+	}
+	if req.ExpectedSHA256 != "" && !strings.EqualFold(req.ExpectedSHA256, rep.SHA256) {
+		addFormat("format.digest_mismatch", fmt.Sprintf("content digest sha256:%s does not match the submitted sha256:%s", rep.SHA256, strings.ToLower(req.ExpectedSHA256)))
+	}
+	if max := req.Rules.MaxSize(); max > 0 && fi.Size() > max {
+		addFormat("format.size", fmt.Sprintf("asset is %d bytes, larger than the %d bytes allowed", fi.Size(), max))
+	}
+	var format archive.Format
+	if req.Kind == assetscan.KindPackage {
+		ext, reason, ok := req.Rules.NameAllowed(req.Name)
+		if !ok {
+			addFormat("format.name", reason)
+		}
+		detected, err := archive.Detect(req.Path)
+		if err != nil {
+			return nil, fmt.Errorf("detect format: %w", err)
+		}
+		claimed := archive.FormatFromName(req.Name)
+		switch {
+		case detected == archive.FormatUnknown:
+			addFormat("format.unsupported", "content is not a zip, tar or tar.gz archive")
+		case ext != "" && claimed != archive.FormatUnknown && claimed != detected:
+			addFormat("format.mismatch", fmt.Sprintf("name says %s but content is %s", claimed, detected))
+		}
+		format = detected
+	}
+	f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckFormat, Status: assetscan.RunOK,
+		Detail: fmt.Sprintf("%d bytes, sha256:%s", fi.Size(), rep.SHA256)})
+	if !formatOK && req.Kind == assetscan.KindPackage {
+		// Nothing further is read from an asset that breaks the format
+		// rules: it fails already, and it may not even be an archive.
+		return rep, nil
+	}
+
+	t := &Target{Kind: req.Kind, Asset: req.Path, WorkDir: req.WorkDir}
+	if req.Kind == assetscan.KindPackage {
+		// Extract one level down (root/pkg): trivy skips top-level dev/,
+		// proc/ and sys/ of the dir it scans, and the package may have
+		// its own.
+		t.Root = filepath.Join(req.WorkDir, "root", "pkg")
+		if err := os.MkdirAll(t.Root, 0o750); err != nil {
+			return nil, fmt.Errorf("create extraction dir: %w", err)
+		}
+		start := time.Now()
+		res, err := archive.Extract(ctx, req.Path, format, t.Root, req.Rules.Limits())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("extract: %w", ctx.Err())
+			}
+			f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunError,
+				Reason: "extraction failed: " + scrub(err.Error(), req.WorkDir)})
+			return rep, nil
+		}
+		f.Findings = append(f.Findings, res.Findings...)
+		for _, af := range res.Files {
+			t.Files = append(t.Files, File{Path: af.Path, DiskPath: af.DiskPath, Size: af.Size})
+		}
+		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
+			Detail: fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes)})
+		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
+			"findings", len(res.Findings), "duration", time.Since(start))
+	}
+
+	s.runChecks(ctx, t, rep, log)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("scan: %w", ctx.Err())
+	}
+	return rep, nil
+}
+
+// runChecks runs the checks concurrently and records their runs in check
+// order, so the report does not depend on timing.
+func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *slog.Logger) {
+	type outcome struct {
+		res Result
+		err error
+		dur time.Duration
+	}
+	outs := make([]outcome, len(s.Checks))
+	var wg sync.WaitGroup
+	for i, c := range s.Checks {
+		wg.Go(func() {
+			start := time.Now()
+			res, err := c.Run(ctx, t)
+			outs[i] = outcome{res: res, err: err, dur: time.Since(start)}
+		})
+	}
+	wg.Wait()
+	f := &rep.Findings
+	for i, c := range s.Checks {
+		o := outs[i]
+		names := []string{c.Name()}
+		if cv, ok := c.(Coverer); ok {
+			names = cv.Covers()
+		}
+		run := assetscan.CheckRun{Status: assetscan.RunOK, Detail: o.res.Detail}
+		if o.err != nil {
+			run.Status = assetscan.RunError
+			run.Reason = scrub(o.err.Error(), t.WorkDir)
+			if errors.Is(o.err, ErrTransient) {
+				rep.Transient = true
+			}
+			log.WarnContext(ctx, "check did not complete", "check", c.Name(), "error", o.err, "duration", o.dur)
+		} else {
+			f.Findings = append(f.Findings, o.res.Findings...)
+			f.Components = append(f.Components, o.res.Components...)
+			for k, v := range o.res.Engines {
+				f.Engines[k] = v
+			}
+			if o.res.DB != nil {
+				f.DB = o.res.DB
+			}
+			log.InfoContext(ctx, "check done", "check", c.Name(), "findings", len(o.res.Findings), "duration", o.dur)
+		}
+		for _, n := range names {
+			r := run
+			r.Name = n
+			f.Checks = append(f.Checks, r)
+		}
+	}
+}
+
+// scrub removes the worker's work dir from a message shown to sellers.
+func scrub(msg, workDir string) string {
+	if workDir == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, workDir, "<workdir>")
+}
+
+func fileSHA256(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hash asset: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", fmt.Errorf("hash asset: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,436 @@
+// Package trivy is the one adapter between assetscan and trivy, used as a Go
+// library. No other package imports trivy: its API is not stable
+// (trivy#2938), so an upgrade touches this package only, and its tests
+// (which build a real fixture DB) catch silent behaviour changes.
+//
+// What this adapter does on purpose, each a trap measured on trivy v0.74.0
+// (see ../shared/notes/trivy-library.md):
+//   - one process-wide DB handle (trivy's pkg/db is a package-level
+//     variable), opened once by Open and swapped between scans under a
+//     write lock (Engine.SwapDB);
+//   - a fresh in-memory cache and local service per scan (the fs cache
+//     serialises scans; a shared memory cache grows forever);
+//   - artifact construction under a mutex, DisabledAnalyzers cloned per
+//     scan, image-config secret analyzer off (the data races);
+//   - both lock-file and installed-package analyzers on (trivy's fs mode
+//     drops jars, dist-info, node_modules and Go/Rust binaries; its rootfs
+//     mode drops lock files);
+//   - PkgRelationships and VulnSeveritySources set (left empty they give
+//     zero packages / UNKNOWN severities);
+//   - secret scanning without trivy's default skips (tests, examples,
+//     node_modules, markdown, lock files) via a generated secret config;
+//   - an empty local Java DB so jars with pom.properties are identified
+//     offline; no DB or Java DB update, offline scan: no network at scan time.
+package trivy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
+	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
+	"github.com/aquasecurity/trivy/pkg/cache"
+	"github.com/aquasecurity/trivy/pkg/db"
+	"github.com/aquasecurity/trivy/pkg/fanal/analyzer"
+	"github.com/aquasecurity/trivy/pkg/fanal/applier"
+	"github.com/aquasecurity/trivy/pkg/fanal/artifact"
+	localart "github.com/aquasecurity/trivy/pkg/fanal/artifact/local"
+	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
+	"github.com/aquasecurity/trivy/pkg/fanal/walker"
+	"github.com/aquasecurity/trivy/pkg/javadb"
+	"github.com/aquasecurity/trivy/pkg/scan"
+	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
+	"github.com/aquasecurity/trivy/pkg/scan/local"
+	"github.com/aquasecurity/trivy/pkg/scan/ospkg"
+	"github.com/aquasecurity/trivy/pkg/types"
+	"github.com/aquasecurity/trivy/pkg/version/app"
+	"github.com/aquasecurity/trivy/pkg/vulnerability"
+	xos "github.com/aquasecurity/trivy/pkg/x/os"
+
+	// Java DB and RPM databases are sqlite; without a driver every jar scan
+	// fails with `sql: unknown driver "sqlite"`.
+	_ "modernc.org/sqlite"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/vulndb"
+)
+
+// ErrNoDB means the vulnerability DB is missing or unusable; scans refuse to
+// run (fail closed).
+var ErrNoDB = errors.New("vulnerability database unavailable")
+
+// Config configures the Engine.
+type Config struct {
+	// CacheDir is a trivy cache directory laid out as trivy leaves it:
+	// CacheDir/db/trivy.db, CacheDir/db/metadata.json and, optionally,
+	// CacheDir/java-db. Required.
+	CacheDir string
+	// Parallel is trivy's per-scan analyzer parallelism. Default 2.
+	Parallel int
+	// Secrets turns the secret scanner on. Default on (set NoSecrets).
+	NoSecrets bool
+}
+
+// Engine scans directories with trivy. It is safe for concurrent use; one
+// Engine per process (trivy's DB handle is process-wide).
+type Engine struct {
+	cfg Config
+
+	// dbMu guards the process-wide trivy DB: scans hold it for reading,
+	// SwapDB for writing.
+	dbMu  sync.RWMutex
+	dbRef assetscan.DBRef
+	// buildMu serialises artifact construction (a measured data race).
+	buildMu sync.Mutex
+
+	secretConfig string
+}
+
+// Open opens the DB in cfg.CacheDir and prepares the Java DB. It fails with
+// ErrNoDB if the DB is missing or of the wrong schema.
+func Open(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.CacheDir == "" {
+		return nil, fmt.Errorf("open trivy: %w: no cache dir configured", ErrNoDB)
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 2
+	}
+	ref, err := vulndb.ReadMetadata(cfg.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("open trivy: %w: %w", ErrNoDB, err)
+	}
+	if err := db.Init(db.Dir(cfg.CacheDir)); err != nil {
+		return nil, fmt.Errorf("open trivy db: %w: %w", ErrNoDB, err)
+	}
+	if err := ensureJavaDB(cfg.CacheDir, ref.UpdatedAt); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open trivy: java db: %w", err)
+	}
+	javadb.Init(cfg.CacheDir, nil, true, true, ftypes.RegistryOptions{})
+
+	secretConfig, err := writeSecretConfig()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &Engine{cfg: cfg, dbRef: ref, secretConfig: secretConfig}, nil
+}
+
+// ensureJavaDB creates an empty Java DB when the cache dir has none: trivy
+// refuses to scan any jar without one, and the real one cannot be
+// downloaded here. Jars with pom.properties are still identified.
+func ensureJavaDB(cacheDir string, updatedAt time.Time) error {
+	if _, err := os.Stat(filepath.Join(cacheDir, "java-db", "metadata.json")); err == nil {
+		return nil
+	}
+	return vulndb.BuildJavaDB(cacheDir, updatedAt)
+}
+
+// Close releases the DB and trivy's temp files.
+func (e *Engine) Close() error {
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	err := db.Close()
+	_ = xos.Cleanup()
+	if e.secretConfig != "" {
+		_ = os.RemoveAll(filepath.Dir(e.secretConfig))
+	}
+	return err
+}
+
+// DB describes the DB scans currently match against.
+func (e *Engine) DB() assetscan.DBRef {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	return e.dbRef
+}
+
+// Version is trivy's module version.
+func Version() string {
+	if v := app.Version(); v != "" && v != "dev" {
+		return v
+	}
+	return moduleVersion()
+}
+
+// SwapDB switches to the DB in cacheDir, between scans: it waits for running
+// scans to finish and blocks new ones meanwhile. On error the old DB is
+// reopened and stays in use.
+func (e *Engine) SwapDB(ctx context.Context, cacheDir string) error {
+	ref, err := vulndb.ReadMetadata(cacheDir)
+	if err != nil {
+		return fmt.Errorf("swap db: %w: %w", ErrNoDB, err)
+	}
+	e.dbMu.Lock()
+	defer e.dbMu.Unlock()
+	_ = db.Close()
+	if err := db.Init(db.Dir(cacheDir)); err != nil {
+		if rerr := db.Init(db.Dir(e.cfg.CacheDir)); rerr != nil {
+			return fmt.Errorf("swap db: %w (and reopening the old one: %w)", err, rerr)
+		}
+		return fmt.Errorf("swap db: %w", err)
+	}
+	e.cfg.CacheDir = cacheDir
+	e.dbRef = ref
+	return nil
+}
+
+// Check returns the scanner.Check that runs trivy over a target. It covers
+// two checks of the rule book: vulnerabilities and (unless disabled)
+// secrets.
+func (e *Engine) Check() scanner.Check { return &check{e: e} }
+
+type check struct{ e *Engine }
+
+func (c *check) Name() string { return "trivy" }
+
+// Covers names the rule-book checks this check performs.
+func (c *check) Covers() []string {
+	if c.e.cfg.NoSecrets {
+		return []string{assetscan.CheckVulnerability}
+	}
+	return []string{assetscan.CheckVulnerability, assetscan.CheckSecret}
+}
+
+func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, error) {
+	switch t.Kind {
+	case assetscan.KindPackage:
+		if t.Root == "" {
+			return scanner.Result{}, errors.New("trivy: package target has no extracted root")
+		}
+		return c.e.ScanDir(ctx, t.Root)
+	default:
+		return scanner.Result{}, fmt.Errorf("trivy: kind %q not supported", t.Kind)
+	}
+}
+
+// ScanDir scans an extracted package rooted at root. trivy is pointed at
+// root's parent (so the package's own dev/, proc/, sys/ are not trivy's
+// "top-level" system dirs, which it skips), and paths are reported relative
+// to root. root's parent must hold nothing else.
+func (e *Engine) ScanDir(ctx context.Context, root string) (scanner.Result, error) {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	if e.dbRef.UpdatedAt.IsZero() {
+		return scanner.Result{}, ErrNoDB
+	}
+	parent := filepath.Dir(root)
+	prefix := filepath.Base(root) + "/"
+
+	c := cache.NewMemoryCache()
+	opt := e.artifactOption()
+
+	e.buildMu.Lock()
+	art, err := localart.NewArtifact(parent, c, walker.NewFS(), opt)
+	e.buildMu.Unlock()
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("trivy artifact: %w", err)
+	}
+	rep, err := e.service(c, art).ScanArtifact(ctx, e.scanOptions())
+	if err != nil {
+		if ctx.Err() != nil {
+			return scanner.Result{}, fmt.Errorf("trivy scan: %w", ctx.Err())
+		}
+		return scanner.Result{}, fmt.Errorf("trivy scan: %w", err)
+	}
+	res := convert(rep, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })
+	res.Engines = map[string]string{"trivy": Version()}
+	ref := e.dbRef
+	res.DB = &ref
+	return res, nil
+}
+
+func (e *Engine) service(c cache.Cache, art artifact.Artifact) scan.Service {
+	backend := local.NewService(applier.NewApplier(c), ospkg.NewScanner(), langpkg.NewScanner(),
+		vulnerability.NewClient(trivydb.Config{}))
+	return scan.NewService(backend, art)
+}
+
+// disabledAnalyzers are off for every scan: misconfiguration (not part of
+// the rule book, and it may fetch checks bundles), license headers (slow),
+// executable (Rekor: network), image-config secrets (a data race), RPM
+// archives (experimental).
+func (e *Engine) disabledAnalyzers() []analyzer.Type {
+	d := slices.Clone(analyzer.TypeConfigFiles)
+	d = append(d, analyzer.TypeLicenseFile, analyzer.TypeExecutable, analyzer.TypeImageConfigSecret,
+		analyzer.TypeRpmArchive, analyzer.TypeHistoryDockerfile)
+	if e.cfg.NoSecrets {
+		d = append(d, analyzer.TypeSecret)
+	}
+	return d
+}
+
+func (e *Engine) artifactOption() artifact.Option {
+	opt := artifact.Option{
+		DisabledAnalyzers: e.disabledAnalyzers(),
+		Parallel:          e.cfg.Parallel,
+		NoProgress:        true,
+		Offline:           true,
+	}
+	if !e.cfg.NoSecrets {
+		opt.SecretScannerOption = analyzer.SecretScannerOption{ConfigPath: e.secretConfig}
+	}
+	return opt
+}
+
+func (e *Engine) scanOptions() types.ScanOptions {
+	scanners := types.Scanners{types.VulnerabilityScanner}
+	if !e.cfg.NoSecrets {
+		scanners = append(scanners, types.SecretScanner)
+	}
+	return types.ScanOptions{
+		PkgTypes:            []string{types.PkgTypeOS, types.PkgTypeLibrary},
+		PkgRelationships:    ftypes.Relationships,
+		Scanners:            scanners,
+		VulnSeveritySources: []dbtypes.SourceID{"auto"},
+	}
+}
+
+// writeSecretConfig writes the secret scanner configuration: every built-in
+// rule, none of trivy's built-in allow rules (which skip tests/, examples/,
+// vendor/, markdown, ... where a seller can hide a key), and no skip
+// patterns (archives are extracted by us, so no need to skip *.zip either).
+func writeSecretConfig() (string, error) {
+	dir, err := os.MkdirTemp("", "assetscan-trivy-")
+	if err != nil {
+		return "", fmt.Errorf("secret config: %w", err)
+	}
+	const conf = `# generated by assetscan: scan everything a seller ships
+disable-allow-rules:
+  - dist-info
+  - tests
+  - examples
+  - vendor
+  - usr-dirs
+  - locale-dir
+  - markdown
+  - node.js
+  - golang
+  - python
+  - rubygems
+  - wordpress
+  - anaconda-log
+skip-patterns: []
+`
+	p := filepath.Join(dir, "trivy-secret.yaml")
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		return "", fmt.Errorf("secret config: %w", err)
+	}
+	return p, nil
+}
+
+// convert maps a trivy report onto assetscan findings.
+func convert(rep types.Report, rel func(string) string) scanner.Result {
+	var res scanner.Result
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		target := rel(r.Target)
+		for _, p := range r.Packages {
+			path := target
+			if p.FilePath != "" {
+				path = rel(p.FilePath)
+			}
+			res.Components = append(res.Components, assetscan.Component{
+				Name: p.Name, Version: p.Version, Type: string(r.Type), Path: path,
+			})
+		}
+		for _, v := range r.Vulnerabilities {
+			path := target
+			if v.PkgPath != "" {
+				path = rel(v.PkgPath)
+			}
+			key := v.VulnerabilityID + "\x00" + v.PkgName + "\x00" + v.InstalledVersion + "\x00" + path
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			vv := &assetscan.Vulnerability{
+				ID:               v.VulnerabilityID,
+				Package:          v.PkgName,
+				PackageType:      string(r.Type),
+				InstalledVersion: v.InstalledVersion,
+				FixedVersion:     v.FixedVersion,
+				Severity:         v.Severity,
+				Title:            v.Title,
+			}
+			if score, src, vec, ok := highestV3(v.CVSS); ok {
+				vv.CVSSScore, vv.CVSSSource, vv.CVSSVector = &score, src, vec
+			}
+			res.Findings = append(res.Findings, assetscan.Finding{
+				Check: assetscan.CheckVulnerability, Rule: "vulnerability",
+				Path: path, Layer: v.Layer.DiffID, Vulnerability: vv,
+				Message: fmt.Sprintf("%s %s %s: %s", v.PkgName, v.InstalledVersion, v.VulnerabilityID, v.Title),
+			})
+		}
+		for _, s := range r.Secrets {
+			res.Findings = append(res.Findings, assetscan.Finding{
+				Check: assetscan.CheckSecret, Rule: "secret",
+				Path: target, Layer: s.Layer.DiffID,
+				Message: s.Title,
+				Secret: &assetscan.Secret{
+					RuleID: s.RuleID, Category: string(s.Category), Title: s.Title,
+					Severity: s.Severity, Line: s.StartLine, Match: Mask(s.Match),
+				},
+			})
+		}
+	}
+	sort.SliceStable(res.Components, func(i, j int) bool {
+		a, b := res.Components[i], res.Components[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Version < b.Version
+	})
+	res.Detail = fmt.Sprintf("%d components, %d findings", len(res.Components), len(res.Findings))
+	return res
+}
+
+// highestV3 picks the highest CVSS v3 base score across sources; on a tie
+// NVD wins, then the alphabetically first source, so the choice is
+// reproducible.
+func highestV3(m dbtypes.VendorCVSS) (score float64, source, vector string, ok bool) {
+	srcs := make([]string, 0, len(m))
+	for s := range m {
+		srcs = append(srcs, string(s))
+	}
+	sort.Slice(srcs, func(i, j int) bool {
+		if (srcs[i] == "nvd") != (srcs[j] == "nvd") {
+			return srcs[i] == "nvd"
+		}
+		return srcs[i] < srcs[j]
+	})
+	for _, s := range srcs {
+		c := m[dbtypes.SourceID(s)]
+		sc, vec := c.V3Score, c.V3Vector
+		if sc <= 0 {
+			continue
+		}
+		if !ok || sc > score {
+			score, source, vector, ok = sc, s, vec, true
+		}
+	}
+	return score, source, vector, ok
+}
+
+// Mask bounds the matched line shown to sellers. trivy already replaces the
+// secret itself with asterisks in Match (its censorMatch); the adapter test
+// asserts that, so a trivy upgrade that stops masking is caught.
+func Mask(s string) string {
+	const max = 120
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
