@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan/queue"
+	"github.com/assetscan/assetscan/storage"
+)
+
+// serviceConfig is the configuration of `serve` and `worker`. Each field
+// has a flag and an ASSETSCAN_* environment variable (the flag wins); the
+// README's configuration table lists them. Validate is called at start.
+type serviceConfig struct {
+	// RedisAddr is host:port of Redis (ASSETSCAN_REDIS_ADDR). Production
+	// Redis must run with maxmemory-policy noeviction.
+	RedisAddr     string
+	RedisPassword string // ASSETSCAN_REDIS_PASSWORD
+	RedisDB       int    // ASSETSCAN_REDIS_DB
+	// KeyPrefix namespaces assetscan's own Redis keys (ASSETSCAN_REDIS_PREFIX).
+	KeyPrefix string
+
+	S3 storage.S3Config // ASSETSCAN_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE, _REGION
+	// ReportsBucket holds verdicts and findings (ASSETSCAN_REPORTS_BUCKET).
+	ReportsBucket string
+
+	// Listen is the API's address (ASSETSCAN_LISTEN).
+	Listen string
+
+	// WorkDir holds the per-scan work dirs (ASSETSCAN_WORK_DIR); it needs
+	// room for the largest asset plus its expansion.
+	WorkDir string
+	// DBDir is the trivy cache dir (ASSETSCAN_DB_DIR); required for worker.
+	DBDir string
+	// Clamd is the clamd address (ASSETSCAN_CLAMD): unix:/path or tcp:host:port.
+	Clamd string
+	// ClamdConcurrency: parallel streams to clamd per scan (ASSETSCAN_CLAMD_CONCURRENCY).
+	ClamdConcurrency int
+	// CanaryInterval: how often the malware canary runs (ASSETSCAN_CANARY_INTERVAL).
+	CanaryInterval time.Duration
+
+	// Concurrency: scans run at once by a worker (ASSETSCAN_CONCURRENCY).
+	Concurrency int
+	// Queues: queue=weight list served by a worker (ASSETSCAN_QUEUES),
+	// e.g. "scan-small=6,scan-large=2" or "scan-large=1".
+	Queues string
+	// MaxRetry: retries after the first attempt (ASSETSCAN_MAX_RETRY).
+	MaxRetry int
+	// RetryBase: first retry delay, doubled each time (ASSETSCAN_RETRY_BASE).
+	RetryBase time.Duration
+	// ShutdownTimeout: how long SIGTERM waits for running scans before
+	// handing them back to the queue (ASSETSCAN_SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+
+	LogLevel string // ASSETSCAN_LOG_LEVEL: debug, info, warn, error
+
+	envErrs []error // malformed ASSETSCAN_* values, reported by validate
+}
+
+func (c *serviceConfig) bind(fs *flag.FlagSet) {
+	fs.StringVar(&c.RedisAddr, "redis-addr", envOr("ASSETSCAN_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port")
+	fs.StringVar(&c.RedisPassword, "redis-password", os.Getenv("ASSETSCAN_REDIS_PASSWORD"), "Redis password")
+	fs.IntVar(&c.RedisDB, "redis-db", c.envInt("ASSETSCAN_REDIS_DB", 0), "Redis database number")
+	fs.StringVar(&c.KeyPrefix, "redis-prefix", envOr("ASSETSCAN_REDIS_PREFIX", "assetscan:"), "prefix of assetscan's Redis keys")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", os.Getenv("ASSETSCAN_S3_ENDPOINT"), "S3 endpoint host:port")
+	fs.StringVar(&c.S3.AccessKey, "s3-access-key", os.Getenv("ASSETSCAN_S3_ACCESS_KEY"), "S3 access key")
+	fs.StringVar(&c.S3.SecretKey, "s3-secret-key", os.Getenv("ASSETSCAN_S3_SECRET_KEY"), "S3 secret key")
+	fs.BoolVar(&c.S3.Secure, "s3-secure", c.envBool("ASSETSCAN_S3_SECURE", false), "use HTTPS for S3")
+	fs.StringVar(&c.S3.Region, "s3-region", os.Getenv("ASSETSCAN_S3_REGION"), "S3 region")
+	fs.StringVar(&c.ReportsBucket, "reports-bucket", envOr("ASSETSCAN_REPORTS_BUCKET", "assetscan-reports"), "bucket for verdicts and findings")
+	fs.StringVar(&c.Listen, "listen", envOr("ASSETSCAN_LISTEN", "127.0.0.1:8080"), "API listen address")
+	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")
+	fs.StringVar(&c.DBDir, "db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir (db/trivy.db, db/metadata.json)")
+	fs.StringVar(&c.Clamd, "clamd", os.Getenv("ASSETSCAN_CLAMD"), "clamd address: unix:/path/clamd.sock or tcp:host:port")
+	fs.IntVar(&c.ClamdConcurrency, "clamd-concurrency", c.envInt("ASSETSCAN_CLAMD_CONCURRENCY", 2), "parallel streams to clamd per scan")
+	fs.DurationVar(&c.CanaryInterval, "canary-interval", c.envDuration("ASSETSCAN_CANARY_INTERVAL", 5*time.Minute), "malware engine canary interval")
+	fs.IntVar(&c.Concurrency, "concurrency", c.envInt("ASSETSCAN_CONCURRENCY", 2), "scans run at once")
+	fs.StringVar(&c.Queues, "queues", envOr("ASSETSCAN_QUEUES", queue.QueueSmall+"=6,"+queue.QueueLarge+"=2"), "queues served, name=weight,...")
+	fs.IntVar(&c.MaxRetry, "max-retry", c.envInt("ASSETSCAN_MAX_RETRY", 5), "retries after the first attempt")
+	fs.DurationVar(&c.RetryBase, "retry-base", c.envDuration("ASSETSCAN_RETRY_BASE", 10*time.Second), "first retry delay (doubles per retry)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.envDuration("ASSETSCAN_SHUTDOWN_TIMEOUT", 30*time.Second), "grace period for running scans on SIGTERM")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("ASSETSCAN_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+}
+
+// validate checks the configuration; worker says whether worker-only
+// settings apply.
+func (c *serviceConfig) validate(worker bool) error {
+	errs := append([]error(nil), c.envErrs...)
+	if c.RedisAddr == "" {
+		errs = append(errs, errors.New("--redis-addr (ASSETSCAN_REDIS_ADDR) is required"))
+	}
+	if err := c.S3.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ReportsBucket == "" {
+		errs = append(errs, errors.New("--reports-bucket (ASSETSCAN_REPORTS_BUCKET) is required"))
+	}
+	if worker {
+		if c.Concurrency < 1 {
+			errs = append(errs, fmt.Errorf("--concurrency must be at least 1, got %d", c.Concurrency))
+		}
+		if c.MaxRetry < 0 {
+			errs = append(errs, fmt.Errorf("--max-retry must not be negative, got %d", c.MaxRetry))
+		}
+		if _, err := c.queueWeights(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var lv levelCheck
+	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *serviceConfig) queueWeights() (map[string]int, error) {
+	m := map[string]int{}
+	for _, part := range strings.Split(c.Queues, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(w)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("--queues: %q is not name=weight", part)
+		}
+		m[name] = n
+	}
+	cfg := queue.ServerConfig{Queues: m}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("--queues: %w", err)
+	}
+	return m, nil
+}
+
+func (c *serviceConfig) redisClient() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: c.RedisAddr, Password: c.RedisPassword, DB: c.RedisDB})
+}
+
+type levelCheck struct{ v int }
+
+func (l *levelCheck) UnmarshalText(b []byte) error {
+	switch strings.ToLower(string(b)) {
+	case "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("unknown level %q (debug, info, warn, error)", b)
+}
+
+func (c *serviceConfig) envInt(key string, def int) int {
+	if v := os.Getenv(key); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: not an integer", key, v))
+		}
+		return n
+	}
+	return def
+}
+
+func (c *serviceConfig) envBool(key string, def bool) bool {
+	if v := os.Getenv(key); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: not a boolean", key, v))
+		}
+		return b
+	}
+	return def
+}
+
+func (c *serviceConfig) envDuration(key string, def time.Duration) time.Duration {
+	if v := os.Getenv(key); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 5m)", key, v))
+		}
+		return d
+	}
+	return def
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scanner/clamav"
+	"github.com/assetscan/assetscan/scanner/trivy"
+	"github.com/assetscan/assetscan/vulndb"
+)
+
+// engineConfig says where the engines are.
+type engineConfig struct {
+	// DBDir is a trivy cache dir; "" builds the shipped fixture DB into
+	// PrivateDir.
+	DBDir string
+	// Clamd is the clamd address; "" starts a private clamd with the
+	// shipped signatures when clamd is installed (CLI and embedded mode),
+	// or, with NoPrivateClamd, leaves the malware check out (its verdicts
+	// are then "error", never "pass").
+	Clamd          string
+	NoPrivateClamd bool
+	// ClamdConcurrency is the number of parallel streams to clamd.
+	ClamdConcurrency int
+	// CanaryInterval is how often the malware engine canary runs.
+	CanaryInterval time.Duration
+	// PrivateDir holds the fixture DB and the private clamd.
+	PrivateDir string
+	Log        *slog.Logger
+}
+
+// engines are the checks and the things to stop at exit.
+type engines struct {
+	Checks  []scanner.Check
+	Trivy   *trivy.Engine // nil when the DB could not be opened
+	Monitor *clamav.Monitor
+	closers []func()
+}
+
+func (e *engines) Close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// Ready is nil when the engines can scan: the malware canary passed.
+func (e *engines) Ready(context.Context) error {
+	if e.Monitor != nil {
+		if ok, why := e.Monitor.Healthy(); !ok {
+			return fmt.Errorf("malware engine unhealthy: %s", why)
+		}
+	}
+	return nil
+}
+
+// openEngines opens trivy and the malware engine. An engine that cannot be
+// opened becomes a check that always errors: scans then end in "error",
+// never "pass", and the reason is in the verdict.
+func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
+	e := &engines{}
+	if err := os.MkdirAll(cfg.PrivateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("engine dir: %w", err)
+	}
+	dbDir := cfg.DBDir
+	if dbDir == "" {
+		dbDir = filepath.Join(cfg.PrivateDir, "trivy-cache")
+		if err := vulndb.BuildDefault(dbDir); err != nil {
+			return nil, fmt.Errorf("build fixture vulnerability DB: %w", err)
+		}
+	}
+	te, err := trivy.Open(ctx, trivy.Config{CacheDir: dbDir})
+	if err != nil {
+		cfg.Log.Error("vulnerability DB unusable; scans will end in error", "db_dir", dbDir, "error", err)
+		e.Checks = append(e.Checks, brokenCheck{name: "trivy",
+			covers: []string{assetscan.CheckVulnerability, assetscan.CheckSecret},
+			err:    fmt.Errorf("%w: %w", scanner.ErrTransient, err)})
+	} else {
+		e.Trivy = te
+		e.Checks = append(e.Checks, te.Check())
+		e.closers = append(e.closers, func() { _ = te.Close() })
+	}
+
+	addr := cfg.Clamd
+	var sigDigest string
+	if addr == "" && !cfg.NoPrivateClamd {
+		d, err := clamav.StartDaemon(ctx, filepath.Join(cfg.PrivateDir, "clamd"))
+		switch {
+		case errors.Is(err, clamav.ErrNoClamd):
+			cfg.Log.Warn("clamd is not installed and --clamd is not set: the malware check cannot run, verdicts will be error")
+		case err != nil:
+			cfg.Log.Error("private clamd did not start", "error", err)
+		default:
+			addr = d.Addr()
+			sigDigest, _ = clamav.DigestDir(filepath.Join(d.Dir(), "db"))
+			e.closers = append(e.closers, func() { _ = d.Stop() })
+		}
+	}
+	if addr == "" {
+		e.Checks = append(e.Checks, brokenCheck{name: assetscan.CheckMalware,
+			err: errors.New("malware engine not configured (set --clamd or install clamav-daemon)")})
+		return e, nil
+	}
+	client, err := clamav.NewClient(clamav.Config{Addr: addr})
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("--clamd: %w", err)
+	}
+	chk, err := clamav.NewCheck(client, clamav.CheckConfig{Concurrency: cfg.ClamdConcurrency, SignatureDigest: sigDigest})
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.Checks = append(e.Checks, chk)
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.Monitor = clamav.NewMonitor(client, clamav.MonitorConfig{Interval: cfg.CanaryInterval})
+	e.Monitor.Start(mctx)
+	e.closers = append(e.closers, cancel)
+	return e, nil
+}
+
+// brokenCheck stands in for an engine that could not be opened: it always
+// reports that the check did not run.
+type brokenCheck struct {
+	name   string
+	covers []string
+	err    error
+}
+
+func (b brokenCheck) Name() string { return b.name }
+func (b brokenCheck) Covers() []string {
+	if len(b.covers) == 0 {
+		return []string{b.name}
+	}
+	return b.covers
+}
+func (b brokenCheck) Run(context.Context, *scanner.Target) (scanner.Result, error) {
+	return scanner.Result{}, b.err
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/api"
+	"github.com/assetscan/assetscan/policies"
+	"github.com/assetscan/assetscan/queue"
+	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/storage"
+)
+
+// supportedKinds are the asset kinds workers handle.
+var supportedKinds = []assetscan.Kind{assetscan.KindPackage}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serviceConfig
+	cfg.bind(fs)
+	embedded := fs.Bool("embedded", false, "zero-setup demo: in-process Redis and S3 stand-ins, an in-process worker, the fixture DB")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	var demo *embeddedServices
+	if *embedded {
+		var err error
+		demo, err = startEmbedded(ctx, &cfg)
+		if err != nil {
+			return fmt.Errorf("embedded services: %w", err)
+		}
+		defer demo.Close()
+	}
+	if err := cfg.validate(*embedded); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	rdb := cfg.redisClient()
+	defer rdb.Close()
+	obj, err := storage.NewObjects(cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := obj.EnsureBucket(ctx, cfg.ReportsBucket); err != nil {
+		return fmt.Errorf("reports bucket %q: %w", cfg.ReportsBucket, err)
+	}
+	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
+	client := asynq.NewClientFromRedisClient(rdb)
+	srv := &api.Server{
+		Scans: store, Objects: obj,
+		Enqueuer:      &queue.Enqueuer{Client: client, MaxRetry: cfg.MaxRetry},
+		Kinds:         supportedKinds,
+		ReportsBucket: cfg.ReportsBucket,
+		Log:           log,
+	}
+
+	var wg sync.WaitGroup
+	wctx, cancelWorker := context.WithCancel(ctx)
+	defer cancelWorker()
+	if *embedded {
+		eng, err := openEngines(ctx, engineConfig{DBDir: cfg.DBDir, Clamd: cfg.Clamd,
+			PrivateDir: filepath.Join(demo.dir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency,
+			CanaryInterval: cfg.CanaryInterval, Log: log})
+		if err != nil {
+			return err
+		}
+		defer eng.Close()
+		wg.Go(func() {
+			if err := runWorker(wctx, &cfg, rdb, obj, store, eng, log); err != nil {
+				log.Error("embedded worker", "error", err)
+			}
+		})
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("api listening", "addr", ln.Addr().String())
+	if demo != nil {
+		demo.printHelp(stdout, ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	cancelWorker()
+	wg.Wait()
+	return nil
+}
+
+func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serviceConfig
+	cfg.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	err := cfg.validate(true)
+	if cfg.DBDir == "" {
+		err = errors.Join(err, errors.New("--db-dir (ASSETSCAN_DB_DIR) is required: a trivy cache dir; `assetscan db build-fixture DIR` writes the fixture DB"))
+	}
+	if cfg.Clamd == "" {
+		err = errors.Join(err, errors.New("--clamd (ASSETSCAN_CLAMD) is required: unix:/path/clamd.sock or tcp:host:port"))
+	}
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	rdb := cfg.redisClient()
+	defer rdb.Close()
+	obj, err := storage.NewObjects(cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
+		return fmt.Errorf("work dir: %w", err)
+	}
+	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
+	eng, err := openEngines(ctx, engineConfig{DBDir: cfg.DBDir, Clamd: cfg.Clamd, NoPrivateClamd: true,
+		PrivateDir: filepath.Join(cfg.WorkDir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency,
+		CanaryInterval: cfg.CanaryInterval, Log: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	return runWorker(ctx, &cfg, rdb, obj, store, eng, log)
+}
+
+// runWorker runs the asynq server and the reaper until ctx ends, then shuts
+// down gracefully: running scans get ShutdownTimeout to finish, then are
+// handed back to the queue.
+func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClient, obj *storage.Objects,
+	store *storage.Store, eng *engines, log *slog.Logger) error {
+	weights, err := cfg.queueWeights()
+	if err != nil {
+		return err
+	}
+	policy := func(k assetscan.Kind) (*policies.Policy, error) { return policies.Default(k) }
+	h := &queue.Handler{
+		Records:  store,
+		Fetcher:  obj,
+		Scanner:  &scanner.Scanner{Checks: eng.Checks, Log: log},
+		Policy:   policy,
+		WorkRoot: filepath.Join(cfg.WorkDir, "scans"),
+		Ready:    eng.Ready,
+		Log:      log,
+	}
+	srv, mux := queue.NewServer(rdb, queue.ServerConfig{
+		Concurrency: cfg.Concurrency, Queues: weights, ShutdownTimeout: cfg.ShutdownTimeout,
+		RetryBase: cfg.RetryBase, Log: log,
+	}, h)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", weights)
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	reaper := &queue.Reaper{Inspector: insp, Records: store, Policy: policy,
+		Queues: []string{queue.QueueSmall, queue.QueueLarge}, Log: log}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go reaper.Run(rctx, time.Minute)
+
+	<-ctx.Done()
+	log.Info("worker stopping: finishing or handing back running scans", "timeout", cfg.ShutdownTimeout)
+	srv.Shutdown()
+	return nil
+}

@@ -1,0 +1,261 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan"
+)
+
+// ErrScanNotFound: no scan with that id (or no scan for that asset).
+var ErrScanNotFound = errors.New("scan not found")
+
+// Scan is the scan record: the submission and where the scan is. It lives
+// in Redis for fast polling; the verdict of record lives in object storage.
+type Scan struct {
+	ScanID         string            `json:"scan_id"`
+	AssetID        string            `json:"asset_id"`
+	SellerID       string            `json:"seller_id"`
+	Kind           assetscan.Kind    `json:"kind"`
+	Bucket         string            `json:"bucket"`
+	Key            string            `json:"key"`
+	VersionID      string            `json:"version_id,omitempty"`
+	ExpectedSHA256 string            `json:"sha256,omitempty"`
+	ETag           string            `json:"etag,omitempty"`
+	Size           int64             `json:"size"`
+	Status         assetscan.Status  `json:"status"`
+	Verdict        assetscan.Outcome `json:"verdict,omitempty"`
+	Reason         string            `json:"reason,omitempty"`
+	Attempts       int               `json:"attempts,omitempty"`
+	SubmittedAt    time.Time         `json:"submitted_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+}
+
+// Store keeps scan records and verdicts.
+//
+// Layout:
+//
+//	Redis  <prefix>scan:<id>          scan record (JSON)
+//	Redis  <prefix>asset:<asset_id>   latest scan id of the asset
+//	Redis  <prefix>dedup:<digest>     scan id for a (asset, object, content) submission
+//	S3     <bucket>/verdicts/<id>.json        verdict document of record
+//	S3     <bucket>/findings/<id>.json        findings (facts, policy-free)
+//	S3     <bucket>/scans/<id>.json           scan record at completion
+//	S3     <bucket>/assets/<asset_id>/latest.json  {"scan_id": ...}
+//
+// If Redis loses its data, finished scans are still found in S3.
+type Store struct {
+	rdb    redis.UniversalClient
+	obj    *Objects
+	bucket string
+	prefix string
+	ttl    time.Duration
+}
+
+// NewStore returns a store. prefix namespaces the Redis keys ("assetscan:").
+func NewStore(rdb redis.UniversalClient, obj *Objects, reportsBucket, prefix string) *Store {
+	return &Store{rdb: rdb, obj: obj, bucket: reportsBucket, prefix: prefix, ttl: 30 * 24 * time.Hour}
+}
+
+// NewScanID returns a new, time-ordered scan id ("scn_" + 26 hex chars).
+func NewScanID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("scn_%010x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// DedupKey identifies "the same asset and the same content": the asset id,
+// the object's location and version, and its content identity (ETag and
+// size from storage, plus the submitted digest when given).
+func DedupKey(s Scan) string {
+	h := sha256.New()
+	for _, p := range []string{s.AssetID, string(s.Kind), s.Bucket, s.Key, s.VersionID, s.ETag, fmt.Sprint(s.Size), strings.ToLower(s.ExpectedSHA256)} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+
+// Create records a new scan unless the same submission exists; then it
+// returns the existing scan and created=false.
+func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
+	dk := s.key("dedup", DedupKey(sc))
+	ok, err := s.rdb.SetNX(ctx, dk, sc.ScanID, s.ttl).Result()
+	if err != nil {
+		return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		id, err := s.rdb.Get(ctx, dk).Result()
+		if err != nil {
+			return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
+		}
+		existing, err := s.Get(ctx, id)
+		if err == nil {
+			return existing, false, nil
+		}
+		if !errors.Is(err, ErrScanNotFound) {
+			return Scan{}, false, err
+		}
+		// The dedup key outlived its scan record: take it over.
+		if err := s.rdb.Set(ctx, dk, sc.ScanID, s.ttl).Err(); err != nil {
+			return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
+		}
+	}
+	if err := s.Put(ctx, sc); err != nil {
+		return Scan{}, false, err
+	}
+	if err := s.rdb.Set(ctx, s.key("asset", sc.AssetID), sc.ScanID, s.ttl).Err(); err != nil {
+		return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
+	}
+	return sc, true, nil
+}
+
+// Forget removes a scan's dedup entry (used when enqueueing failed, so the
+// submission can be retried).
+func (s *Store) Forget(ctx context.Context, sc Scan) error {
+	return s.rdb.Del(ctx, s.key("dedup", DedupKey(sc)), s.key("scan", sc.ScanID)).Err()
+}
+
+// Put writes the scan record.
+func (s *Store) Put(ctx context.Context, sc Scan) error {
+	sc.UpdatedAt = time.Now().UTC()
+	data, err := json.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("put scan: %w", err)
+	}
+	if err := s.rdb.Set(ctx, s.key("scan", sc.ScanID), data, s.ttl).Err(); err != nil {
+		return fmt.Errorf("put scan: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Get returns the scan record, from Redis or, for a finished scan whose
+// Redis record is gone, from object storage.
+func (s *Store) Get(ctx context.Context, id string) (Scan, error) {
+	data, err := s.rdb.Get(ctx, s.key("scan", id)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		data, err = s.obj.Get(ctx, s.bucket, "scans/"+id+".json")
+		if errors.Is(err, ErrNotFound) {
+			return Scan{}, ErrScanNotFound
+		}
+		if err != nil {
+			return Scan{}, fmt.Errorf("get scan: %w", err)
+		}
+	case err != nil:
+		return Scan{}, fmt.Errorf("get scan: %w: %w", ErrUnavailable, err)
+	}
+	var sc Scan
+	if err := json.Unmarshal(data, &sc); err != nil {
+		return Scan{}, fmt.Errorf("get scan: %w", err)
+	}
+	return sc, nil
+}
+
+// Latest returns the latest scan id of an asset.
+func (s *Store) Latest(ctx context.Context, assetID string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.key("asset", assetID)).Result()
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("latest scan: %w: %w", ErrUnavailable, err)
+	}
+	data, err := s.obj.Get(ctx, s.bucket, "assets/"+assetID+"/latest.json")
+	if errors.Is(err, ErrNotFound) {
+		return "", ErrScanNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("latest scan: %w", err)
+	}
+	var p struct {
+		ScanID string `json:"scan_id"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil || p.ScanID == "" {
+		return "", fmt.Errorf("latest scan: bad pointer for asset %s", assetID)
+	}
+	return p.ScanID, nil
+}
+
+// SaveVerdict writes the verdict of record and the findings to object
+// storage first (durable), then marks the scan done in Redis.
+func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
+	fdata, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, "findings/"+sc.ScanID+".json", fdata, "application/json"); err != nil {
+		return fmt.Errorf("save findings: %w", err)
+	}
+	vdata, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, "verdicts/"+sc.ScanID+".json", vdata, "application/json"); err != nil {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	sc.Status = assetscan.StatusDone
+	sc.Verdict = v.Verdict
+	sc.Reason = v.Reason
+	sc.UpdatedAt = time.Now().UTC()
+	sdata, _ := json.Marshal(sc)
+	if err := s.obj.Put(ctx, s.bucket, "scans/"+sc.ScanID+".json", sdata, "application/json"); err != nil {
+		return fmt.Errorf("save scan record: %w", err)
+	}
+	ptr, _ := json.Marshal(map[string]string{"scan_id": sc.ScanID})
+	if err := s.obj.Put(ctx, s.bucket, "assets/"+sc.AssetID+"/latest.json", ptr, "application/json"); err != nil {
+		return fmt.Errorf("save latest pointer: %w", err)
+	}
+	return s.Put(ctx, sc)
+}
+
+// Verdict reads the verdict document of a finished scan.
+func (s *Store) Verdict(ctx context.Context, id string) (assetscan.Verdict, error) {
+	data, err := s.obj.Get(ctx, s.bucket, "verdicts/"+id+".json")
+	if errors.Is(err, ErrNotFound) {
+		return assetscan.Verdict{}, ErrScanNotFound
+	}
+	if err != nil {
+		return assetscan.Verdict{}, fmt.Errorf("read verdict: %w", err)
+	}
+	var v assetscan.Verdict
+	if err := json.Unmarshal(data, &v); err != nil {
+		return assetscan.Verdict{}, fmt.Errorf("read verdict: %w", err)
+	}
+	return v, nil
+}
+
+// Findings reads the stored findings of a finished scan.
+func (s *Store) Findings(ctx context.Context, id string) (assetscan.Findings, error) {
+	data, err := s.obj.Get(ctx, s.bucket, "findings/"+id+".json")
+	if errors.Is(err, ErrNotFound) {
+		return assetscan.Findings{}, ErrScanNotFound
+	}
+	if err != nil {
+		return assetscan.Findings{}, fmt.Errorf("read findings: %w", err)
+	}
+	var f assetscan.Findings
+	if err := json.Unmarshal(data, &f); err != nil {
+		return assetscan.Findings{}, fmt.Errorf("read findings: %w", err)
+	}
+	return f, nil
+}
+
+// PingRedis checks Redis (readiness).
+func (s *Store) PingRedis(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
