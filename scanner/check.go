@@ -7,6 +7,8 @@ package scanner
 import (
 	"context"
 	"errors"
+	"io"
+	"io/fs"
 
 	"github.com/assetscan/assetscan"
 )
@@ -38,6 +40,25 @@ type Target struct {
 	Files []File
 	// WorkDir is the scan's private scratch directory.
 	WorkDir string
+	// Sources stream files that are not extracted to disk, such as the
+	// files inside a VM disk image. Checks that read every file (malware)
+	// read these as well as Files.
+	Sources []FileSource
+	// RootFS is the image's final file system (container images: layers
+	// applied with whiteouts; VM images: the root file system), for checks
+	// that look at OS configuration. Nil for packages.
+	RootFS fs.FS
+	// Findings are facts established before the checks ran (declared
+	// password complexity, unreadable layouts); the scan reports them.
+	Findings []assetscan.Finding
+}
+
+// FileSource streams files that are not on disk as such.
+type FileSource interface {
+	// Walk calls fn for every regular file, in a stable order; r is valid
+	// only during the call. An error from fn stops the walk and is
+	// returned.
+	Walk(ctx context.Context, fn func(f File, r io.Reader) error) error
 }
 
 // Result is what one check found.
