@@ -304,11 +304,15 @@ func (e *extractor) nested(lv *level, pf pendingFile) error {
 	}
 	defer sub.Close()
 	child := &level{root: sub, dir: p.Path + "!", depth: lv.depth + 1}
+	before := len(e.res.Findings)
 	oc, err := e.extractLevel(child, f, fh, p.Path)
 	if err != nil {
 		return err
 	}
-	if oc != done {
+	if oc != done || skippedContent(e.res.Findings[before:]) {
+		// Some members were not unpacked (unsupported method, encrypted,
+		// corrupt): keep the archive's own bytes so that engines that can
+		// read it (clamd unpacks bzip2, deflate64, implode zips) still do.
 		keep()
 		return nil
 	}
@@ -610,4 +614,16 @@ func (e *extractor) createFailed(err error, p string) (outcome, error) {
 		return done, nil
 	}
 	return stopped, fmt.Errorf("create %s: %w", DisplayPath(p), err)
+}
+
+// skippedContent reports whether findings say member content was left
+// unread.
+func skippedContent(fs []assetscan.Finding) bool {
+	for _, f := range fs {
+		switch f.Rule {
+		case RuleUnsupported, RuleCorrupt, RuleUnscannable:
+			return true
+		}
+	}
+	return false
 }

@@ -77,7 +77,10 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	if h.Ready != nil {
 		if err := h.Ready(ctx); err != nil {
-			return h.retryOrFail(ctx, j, sc, last, fmt.Errorf("%w: %w", ErrNotReady, err))
+			// Not the scan's fault: hand the job back without using up an
+			// attempt (ServerConfig's IsFailure), for a healthy worker.
+			log.WarnContext(ctx, "worker not ready, handing the scan back", "error", err)
+			return fmt.Errorf("%w: %w", ErrNotReady, err)
 		}
 	}
 	sc.Status = assetscan.StatusRunning

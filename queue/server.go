@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -69,8 +70,11 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, h *Handler) (*asynq.
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		RetryDelayFunc:    RetryDelay(cfg.RetryBase),
-		Logger:            slogAdapter{cfg.Log},
-		LogLevel:          asynq.WarnLevel,
+		// A worker that is not ready hands jobs back without spending one
+		// of their attempts.
+		IsFailure: func(err error) bool { return !errors.Is(err, ErrNotReady) },
+		Logger:    slogAdapter{cfg.Log},
+		LogLevel:  asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			cfg.Log.WarnContext(ctx, "task failed", "type", t.Type(), "error", err)
 		}),

@@ -160,6 +160,12 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		for _, af := range res.Files {
 			t.Files = append(t.Files, File{Path: af.Path, DiskPath: af.DiskPath, Size: af.Size})
 		}
+		if skippedContent(res.Findings) {
+			// Members we could not unpack (unsupported method, encrypted,
+			// corrupt): let engines that read archives themselves see the
+			// package's own bytes too.
+			t.Files = append(t.Files, File{Path: req.Name, DiskPath: req.Path, Size: fi.Size()})
+		}
 		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
 			Detail: fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes)})
 		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
@@ -256,4 +262,14 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+func skippedContent(fs []assetscan.Finding) bool {
+	for _, f := range fs {
+		switch f.Rule {
+		case archive.RuleUnsupported, archive.RuleCorrupt, archive.RuleUnscannable:
+			return true
+		}
+	}
+	return false
 }

@@ -102,6 +102,12 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 			e.closers = append(e.closers, func() { _ = d.Stop() })
 		}
 	}
+	if sigDigest == "" {
+		// An external clamd: if its VERSION names no official database it
+		// runs the shipped set, which the canary verifies signature by
+		// signature.
+		sigDigest, _ = clamav.ShippedDigest()
+	}
 	if addr == "" {
 		e.Checks = append(e.Checks, brokenCheck{name: assetscan.CheckMalware,
 			err: errors.New("malware engine not configured (set --clamd or install clamav-daemon)")})
@@ -119,7 +125,13 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	}
 	e.Checks = append(e.Checks, chk)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.Monitor = clamav.NewMonitor(client, clamav.MonitorConfig{Interval: cfg.CanaryInterval})
+	var canaryFiles []string
+	if _, err := os.Stat(clamav.ClamAVTestFile); err == nil {
+		canaryFiles = append(canaryFiles, clamav.ClamAVTestFile)
+	} else {
+		cfg.Log.Warn("ClamAV test file not installed (Debian clamav-testfiles): the canary sends EICAR only", "path", clamav.ClamAVTestFile)
+	}
+	e.Monitor = clamav.NewMonitor(client, clamav.MonitorConfig{Interval: cfg.CanaryInterval, CanaryFiles: canaryFiles})
 	e.Monitor.Start(mctx)
 	e.closers = append(e.closers, cancel)
 	return e, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -185,9 +186,62 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go reaper.Run(rctx, time.Minute)
+	if cfg.HealthListen != "" {
+		hs, err := serveWorkerHealth(cfg.HealthListen, store, obj, cfg.ReportsBucket, eng, log)
+		if err != nil {
+			srv.Shutdown()
+			return err
+		}
+		defer hs.Close()
+	}
 
 	<-ctx.Done()
 	log.Info("worker stopping: finishing or handing back running scans", "timeout", cfg.ShutdownTimeout)
 	srv.Shutdown()
 	return nil
+}
+
+// serveWorkerHealth serves the worker's /healthz (alive) and /readyz: Redis
+// and storage reachable, the vulnerability DB open, the malware engine's
+// canary passing. A worker that is not ready takes no jobs (the handler
+// hands them back), so /readyz and job intake agree.
+func serveWorkerHealth(addr string, store *storage.Store, obj *storage.Objects, bucket string, eng *engines, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		checks := map[string]string{"redis": "ok", "storage": "ok", "vulndb": "ok", "malware": "ok"}
+		ok := true
+		if err := store.PingRedis(ctx); err != nil {
+			checks["redis"], ok = err.Error(), false
+		}
+		if err := obj.Ping(ctx, bucket); err != nil {
+			checks["storage"], ok = err.Error(), false
+		}
+		if eng.Trivy == nil {
+			checks["vulndb"], ok = "vulnerability database not open", false
+		}
+		if err := eng.Ready(ctx); err != nil {
+			checks["malware"], ok = err.Error(), false
+		}
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health listen: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("worker health listening", "addr", ln.Addr().String())
+	return hs, nil
 }

@@ -601,3 +601,19 @@ func TestCheckFailsClosed(t *testing.T) {
 		t.Errorf("Run without clamd = %v, want transient", err)
 	}
 }
+
+func TestShippedDigestMatchesWrittenSignatures(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := WriteSignatures(dir); err != nil {
+		t.Fatal(err)
+	}
+	want, err := DigestDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ShippedDigest()
+	if err != nil || got != want {
+		t.Fatalf("ShippedDigest = %q, %v; DigestDir = %q", got, err, want)
+	}
+}

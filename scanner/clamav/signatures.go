@@ -182,3 +182,23 @@ func VerifySignatures(ctx context.Context, c *Client) error {
 	}
 	return nil
 }
+
+// ShippedDigest is DigestDir of the shipped signature set, as WriteSignatures
+// writes it. A worker whose clamd runs on the shipped signatures only (its
+// VERSION names no database) records it on every verdict.
+func ShippedDigest() (string, error) {
+	entries, err := fs.ReadDir(signatureFS, "signatures")
+	if err != nil {
+		return "", fmt.Errorf("signature digest: %w", err)
+	}
+	h := sha256.New()
+	for _, e := range entries { // sorted by name, like os.ReadDir
+		b, err := fs.ReadFile(signatureFS, "signatures/"+e.Name())
+		if err != nil {
+			return "", fmt.Errorf("signature digest: %w", err)
+		}
+		io.WriteString(h, e.Name()+"\x00"+strconv.Itoa(len(b))+"\x00")
+		h.Write(b)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
