@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/assetscan/assetscan/scanner/trivy"
 )
 
 // Exit codes of `assetscan scan`.
@@ -29,7 +31,9 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	trivy.CleanupTemp() // once per process: trivy's temp dir is process-wide
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

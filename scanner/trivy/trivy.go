@@ -135,17 +135,21 @@ func ensureJavaDB(cacheDir string, updatedAt time.Time) error {
 	return vulndb.BuildJavaDB(cacheDir, updatedAt)
 }
 
-// Close releases the DB and trivy's temp files.
+// Close releases the DB. Call CleanupTemp once at process exit as well.
 func (e *Engine) Close() error {
 	e.dbMu.Lock()
 	defer e.dbMu.Unlock()
 	err := db.Close()
-	_ = xos.Cleanup()
 	if e.secretConfig != "" {
 		_ = os.RemoveAll(filepath.Dir(e.secretConfig))
 	}
 	return err
 }
+
+// CleanupTemp removes trivy's process-wide temp dir ($TMPDIR/trivy-*).
+// trivy creates it once per process, so call this only when the process
+// ends: an Engine opened after it would fail.
+func CleanupTemp() { _ = xos.Cleanup() }
 
 // DB describes the DB scans currently match against.
 func (e *Engine) DB() assetscan.DBRef {

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "open engine:", err)
 			return 1
 		}
+		defer CleanupTemp()
 		defer testEngine.Close()
 		return m.Run()
 	}())
