@@ -229,10 +229,23 @@ const (
 	ActionFail Action = "fail"
 	ActionWarn Action = "warn"
 	ActionInfo Action = "info"
+	// ActionAllowed: the finding would fail but an allow-list entry of the
+	// policy covers it; it stays in the report with the entry.
+	ActionAllowed Action = "allowed"
 )
 
 // JudgedFinding is a finding with the policy's decision.
 type JudgedFinding struct {
 	Finding
 	Action Action `json:"action"`
+	// AllowedBy names the allow-list entry that covers the finding.
+	AllowedBy *AllowRef `json:"allowed_by,omitempty"`
+}
+
+// AllowRef names the allow-list entry that let a finding through.
+type AllowRef struct {
+	ID      string    `json:"id"`
+	Reason  string    `json:"reason"`
+	AddedBy string    `json:"added_by"`
+	Expires time.Time `json:"expires"`
 }

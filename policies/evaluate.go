@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/assetscan/assetscan"
 )
@@ -15,6 +16,16 @@ const (
 	RuleVulnSeverity = "vulnerability.severity" // no CVSS score, severity in the fail list
 	RuleVulnBelow    = "vulnerability.below_threshold"
 )
+
+// Subject is what a verdict is about, for scoped and expiring allow-list
+// entries.
+type Subject struct {
+	SellerID string
+	AssetID  string
+	// At is the evaluation time: an allow entry applies while At is before
+	// its expiry. Re-evaluating with the same At gives the same verdict.
+	At time.Time
+}
 
 // Judgement is the outcome of evaluating findings under a policy.
 type Judgement struct {
@@ -31,11 +42,20 @@ type Judgement struct {
 //  3. otherwise, a required check that did not run to the end (missing, or
 //     status error) makes the outcome Error — never Pass (fail closed);
 //  4. otherwise Pass.
-func Evaluate(p *Policy, f assetscan.Findings) Judgement {
+//
+// A finding that would fail but is covered by an allow-list entry in scope
+// and not expired gets action "allowed" and names the entry.
+func Evaluate(p *Policy, f assetscan.Findings, s Subject) Judgement {
 	var j Judgement
 	counts := map[string]*assetscan.FailedRule{}
 	for _, fd := range f.Findings {
 		jf := p.judge(fd)
+		if jf.Action == assetscan.ActionFail {
+			if a := p.allowed(jf, s); a != nil {
+				jf.Action = assetscan.ActionAllowed
+				jf.AllowedBy = &assetscan.AllowRef{ID: a.ID, Reason: a.Reason, AddedBy: a.AddedBy, Expires: a.Expires}
+			}
+		}
 		j.Findings = append(j.Findings, jf)
 		if jf.Action != assetscan.ActionFail {
 			continue
@@ -119,10 +139,43 @@ func (p *Policy) judge(f assetscan.Finding) assetscan.JudgedFinding {
 	return jf
 }
 
+// allowed returns the allow entry covering a failing finding, if any.
+func (p *Policy) allowed(jf assetscan.JudgedFinding, s Subject) *AllowEntry {
+	for i := range p.Allow {
+		a := &p.Allow[i]
+		if !s.At.Before(a.Expires) {
+			continue
+		}
+		if (a.Seller != "" && a.Seller != s.SellerID) || (a.Asset != "" && a.Asset != s.AssetID) {
+			continue
+		}
+		switch {
+		case a.Vulnerability != "":
+			if jf.Vulnerability != nil && jf.Vulnerability.ID == a.Vulnerability &&
+				(a.Package == "" || a.Package == jf.Vulnerability.Package) {
+				return a
+			}
+		case a.Rule == jf.Rule:
+			if a.Signature == "" {
+				return a
+			}
+			if jf.Malware != nil && strings.TrimSuffix(jf.Malware.Signature, ".UNOFFICIAL") == strings.TrimSuffix(a.Signature, ".UNOFFICIAL") {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
 // Verdict builds the verdict document of a finished scan: findings judged
-// under p, stamped with the policy, DB and engines.
+// under p, stamped with the policy, DB and engines. Allow-list expiry is
+// judged at base.CompletedAt (now when zero).
 func Verdict(p *Policy, base assetscan.Verdict, f assetscan.Findings) assetscan.Verdict {
-	j := Evaluate(p, f)
+	at := base.CompletedAt
+	if at.IsZero() {
+		at = time.Now().UTC()
+	}
+	j := Evaluate(p, f, Subject{SellerID: base.SellerID, AssetID: base.AssetID, At: at})
 	v := base
 	v.Status = assetscan.StatusDone
 	v.Verdict = j.Outcome

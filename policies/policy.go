@@ -16,7 +16,9 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -42,7 +44,10 @@ type Policy struct {
 	Secrets        SecretRules       `yaml:"secrets"`
 	Format         FormatRules       `yaml:"format"`
 	Archive        ArchiveLimits     `yaml:"archive"`
+	Passwords      PasswordRules     `yaml:"passwords"`
+	VulnDB         VulnDBRules       `yaml:"vulndb"`
 	Rules          map[string]string `yaml:"rules"`
+	Allow          []AllowEntry      `yaml:"allow"`
 
 	digest string
 	raw    []byte
@@ -80,6 +85,41 @@ type ArchiveLimits struct {
 	MaxEntries       int     `yaml:"max_entries"`
 	MaxDepth         int     `yaml:"max_depth"`
 	MaxRatio         float64 `yaml:"max_ratio"`
+}
+
+// PasswordRules is the password complexity rule (declared initial
+// passwords of images).
+type PasswordRules struct {
+	MinLength         int  `yaml:"min_length"`          // default 8
+	MinClasses        int  `yaml:"min_classes"`         // of lower, upper, digit, special; default 2
+	ForbidAccountName bool `yaml:"forbid_account_name"` // default true when the section is absent
+}
+
+// VulnDBRules bound the vulnerability DB a scan may use.
+type VulnDBRules struct {
+	// MaxAge: a DB built longer ago than this is stale; scans end in error
+	// (vulndb.stale). Zero: no limit.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// AllowEntry lets findings through that would fail, for a reason, for a
+// while. Exactly one of Vulnerability or Rule is set.
+type AllowEntry struct {
+	ID string `yaml:"id"`
+	// Vulnerability is a vulnerability id (CVE-…, GHSA-…); Package
+	// narrows it to one package.
+	Vulnerability string `yaml:"vulnerability"`
+	Package       string `yaml:"package"`
+	// Rule is a judged rule id (secret.aws, archive.link_escape, …); for
+	// malware.detected a Signature is required.
+	Rule      string `yaml:"rule"`
+	Signature string `yaml:"signature"`
+	// Scope: Seller or Asset narrows the entry; neither means all sellers.
+	Seller  string    `yaml:"seller"`
+	Asset   string    `yaml:"asset"`
+	Reason  string    `yaml:"reason"`
+	AddedBy string    `yaml:"added_by"`
+	Expires time.Time `yaml:"expires"`
 }
 
 var validSeverities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
@@ -235,6 +275,45 @@ func (p *Policy) validate() error {
 	case a.MaxRatio <= 1:
 		return ferr("archive.max_ratio", "must be greater than 1")
 	}
+	if p.Passwords.MinLength == 0 && p.Passwords.MinClasses == 0 {
+		p.Passwords = PasswordRules{MinLength: 8, MinClasses: 2, ForbidAccountName: true}
+	}
+	if p.Passwords.MinLength < 1 {
+		return ferr("passwords.min_length", "must be positive")
+	}
+	if c := p.Passwords.MinClasses; c < 1 || c > 4 {
+		return ferr("passwords.min_classes", "must be 1 to 4, got %d", c)
+	}
+	if p.VulnDB.MaxAge < 0 {
+		return ferr("vulndb.max_age", "must not be negative")
+	}
+	ids := map[string]bool{}
+	for i, a := range p.Allow {
+		f := fmt.Sprintf("allow.%d", i)
+		switch {
+		case a.ID == "":
+			return ferr(f+".id", "required")
+		case ids[a.ID]:
+			return ferr(f+".id", "duplicate allow entry id %q", a.ID)
+		case (a.Vulnerability == "") == (a.Rule == ""):
+			return ferr(f, "entry %q: set exactly one of vulnerability or rule", a.ID)
+		case a.Package != "" && a.Vulnerability == "":
+			return ferr(f+".package", "entry %q: package narrows a vulnerability entry only", a.ID)
+		case a.Rule == "malware.detected" && a.Signature == "":
+			return ferr(f+".signature", "entry %q: a malware.detected entry must name the signature", a.ID)
+		case a.Signature != "" && !strings.HasPrefix(a.Rule, "malware."):
+			return ferr(f+".signature", "entry %q: signature applies to malware rules only", a.ID)
+		case a.Seller != "" && a.Asset != "":
+			return ferr(f, "entry %q: scope is one seller or one asset, not both", a.ID)
+		case strings.TrimSpace(a.Reason) == "":
+			return ferr(f+".reason", "entry %q: a reason is required", a.ID)
+		case a.AddedBy == "":
+			return ferr(f+".added_by", "entry %q: who added it is required", a.ID)
+		case a.Expires.IsZero():
+			return ferr(f+".expires", "entry %q: an expiry is required", a.ID)
+		}
+		ids[a.ID] = true
+	}
 	for rule, act := range p.Rules {
 		if !validAction(act) {
 			return ferr("rules."+rule, "must be fail, warn or info, got %q", act)
@@ -258,6 +337,15 @@ func lineOf(n *yaml.Node, path []string) int {
 	}
 	line := 0
 	for _, key := range path {
+		if n.Kind == yaml.SequenceNode {
+			i, err := strconv.Atoi(key)
+			if err != nil || i < 0 || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+			continue
+		}
 		if n.Kind != yaml.MappingNode {
 			return line
 		}

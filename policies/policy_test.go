@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/assetscan/assetscan"
 )
@@ -163,7 +164,7 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			j := Evaluate(p, assetscan.Findings{Findings: tt.findings, Checks: tt.checks})
+			j := Evaluate(p, assetscan.Findings{Findings: tt.findings, Checks: tt.checks}, Subject{At: time.Now()})
 			if j.Outcome != tt.want {
 				t.Fatalf("outcome = %s (%s), want %s", j.Outcome, j.Reason, tt.want)
 			}
@@ -187,9 +188,9 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 	f := assetscan.Findings{Checks: allChecksOK(), Findings: []assetscan.Finding{
 		vuln("CVE-2", score(9.8), "CRITICAL"), {Check: "archive", Rule: "archive.bomb"}, vuln("CVE-1", nil, "HIGH"),
 	}}
-	a := Evaluate(p, f)
+	a := Evaluate(p, f, Subject{At: time.Now()})
 	for range 20 {
-		b := Evaluate(p, f)
+		b := Evaluate(p, f, Subject{At: time.Now()})
 		if len(a.FailedRules) != len(b.FailedRules) {
 			t.Fatal("different failed rules")
 		}
@@ -198,5 +199,98 @@ func TestEvaluateIsDeterministic(t *testing.T) {
 				t.Fatalf("rule %d differs: %+v vs %+v", i, a.FailedRules[i], b.FailedRules[i])
 			}
 		}
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	doc := string(mustDefault(t).Raw()) + `
+allow:
+  - id: lodash-s1
+    vulnerability: CVE-2019-10744
+    package: lodash
+    seller: s1
+    reason: vendor patch backported, see ticket 42
+    added_by: alice
+    expires: 2026-12-31T00:00:00Z
+  - id: old-log4j
+    vulnerability: CVE-2021-44228
+    reason: expired yesterday
+    added_by: bob
+    expires: 2026-11-26T12:00:00Z
+  - id: asset-key
+    rule: secret.asymmetricprivatekey
+    asset: a-7
+    reason: test key documented as such
+    added_by: carol
+    expires: 2027-01-01T00:00:00Z
+`
+	p, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lodash := vuln("CVE-2019-10744", score(9.1), "CRITICAL")
+	lodash.Vulnerability.Package = "lodash"
+	log4j := vuln("CVE-2021-44228", score(10), "CRITICAL")
+	key := assetscan.Finding{Check: "secret", Rule: "secret", Secret: &assetscan.Secret{Category: "AsymmetricPrivateKey"}}
+	tests := []struct {
+		name    string
+		f       assetscan.Finding
+		subject Subject
+		want    assetscan.Outcome
+		by      string
+	}{
+		{"seller-scoped entry applies to its seller", lodash, Subject{SellerID: "s1", At: now}, assetscan.Pass, "lodash-s1"},
+		{"seller-scoped entry does not help another seller", lodash, Subject{SellerID: "s2", At: now}, assetscan.Fail, ""},
+		{"entry expired yesterday no longer suppresses", log4j, Subject{SellerID: "s1", At: now}, assetscan.Fail, ""},
+		{"asset-scoped rule entry", key, Subject{SellerID: "s9", AssetID: "a-7", At: now}, assetscan.Pass, "asset-key"},
+		{"asset-scoped rule entry, other asset", key, Subject{SellerID: "s9", AssetID: "a-8", At: now}, assetscan.Fail, ""},
+		{"entry stops applying at its expiry", lodash, Subject{SellerID: "s1", At: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}, assetscan.Fail, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			j := Evaluate(p, assetscan.Findings{Findings: []assetscan.Finding{tt.f}, Checks: allChecksOK()}, tt.subject)
+			if j.Outcome != tt.want {
+				t.Fatalf("outcome = %s, want %s", j.Outcome, tt.want)
+			}
+			jf := j.Findings[0]
+			if tt.by == "" {
+				if jf.AllowedBy != nil {
+					t.Errorf("allowed by %+v", jf.AllowedBy)
+				}
+				return
+			}
+			if jf.Action != assetscan.ActionAllowed || jf.AllowedBy == nil || jf.AllowedBy.ID != tt.by || jf.AllowedBy.Reason == "" {
+				t.Errorf("finding = %+v / %+v, want allowed by %s and still reported", jf, jf.AllowedBy, tt.by)
+			}
+		})
+	}
+}
+
+func TestAllowListValidation(t *testing.T) {
+	t.Parallel()
+	base := string(mustDefault(t).Raw())
+	entry := func(body string) string { return base + "\nallow:\n  - id: e1\n" + body }
+	tests := []struct{ name, doc, want string }{
+		{"no expiry", entry("    vulnerability: CVE-1\n    reason: r\n    added_by: a\n"), "allow.0.expires"},
+		{"no reason", entry("    vulnerability: CVE-1\n    added_by: a\n    expires: 2027-01-01T00:00:00Z\n"), "a reason is required"},
+		{"both kinds", entry("    vulnerability: CVE-1\n    rule: secret.aws\n    reason: r\n    added_by: a\n    expires: 2027-01-01T00:00:00Z\n"), "exactly one of vulnerability or rule"},
+		{"malware without signature", entry("    rule: malware.detected\n    reason: r\n    added_by: a\n    expires: 2027-01-01T00:00:00Z\n"), "must name the signature"},
+		{"seller and asset", entry("    rule: secret.aws\n    seller: s\n    asset: a\n    reason: r\n    added_by: a\n    expires: 2027-01-01T00:00:00Z\n"), "not both"},
+		{"duplicate id", base + "\nallow:\n  - {id: e1, rule: secret.aws, reason: r, added_by: a, expires: 2027-01-01T00:00:00Z}\n  - {id: e1, rule: secret.gcp, reason: r, added_by: a, expires: 2027-01-01T00:00:00Z}\n", `duplicate allow entry id "e1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.doc))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), "line ") {
+				t.Errorf("error does not name the line: %v", err)
+			}
+		})
 	}
 }
