@@ -213,9 +213,15 @@ type Verdict struct {
 	Engines    map[string]string `json:"engines,omitempty"`
 	VulnDB     *DBRef            `json:"vulndb,omitempty"`
 	Components int               `json:"components"`
-	// Supersedes is the scan/verdict id this verdict replaces, after a
-	// re-evaluation.
-	Supersedes  string    `json:"supersedes,omitempty"`
+	// Revision counts verdicts of this scan: 1 for the scan's own, +1 for
+	// each re-evaluation that changed it.
+	Revision int `json:"revision,omitempty"`
+	// Supersedes names the verdict revision this one replaces
+	// ("<scan_id>@<revision>"), after a re-evaluation.
+	Supersedes string `json:"supersedes,omitempty"`
+	// ReusedFrom names the scan whose findings were reused because the same
+	// content was scanned before with the same vulnerability DB.
+	ReusedFrom  string    `json:"reused_from,omitempty"`
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 	CompletedAt time.Time `json:"completed_at,omitzero"`
 	Attempts    int       `json:"attempts,omitempty"`

@@ -51,6 +51,10 @@ type Scan struct {
 //	S3     <bucket>/findings/<id>.json        findings (facts, policy-free)
 //	S3     <bucket>/scans/<id>.json           scan record at completion
 //	S3     <bucket>/assets/<asset_id>/latest.json  {"scan_id": ...}
+//	S3     <bucket>/verdicts/<id>@<revision>.json every revision (immutable)
+//	Redis  <prefix>latest:<kind>      set: scan ids that are their asset's latest finished scan
+//	Redis  <prefix>recent             sorted set: finished scan ids by completion time
+//	Redis  <prefix>content:<kind>:<sha256>:<name>  scan id of the last finished scan of that content
 //
 // If Redis loses its data, finished scans are still found in S3.
 type Store struct {
@@ -189,8 +193,12 @@ func (s *Store) Latest(ctx context.Context, assetID string) (string, error) {
 }
 
 // SaveVerdict writes the verdict of record and the findings to object
-// storage first (durable), then marks the scan done in Redis.
+// storage first (durable), then marks the scan done in Redis and updates
+// the indexes (latest scan per asset and kind, recent scans, content).
 func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
+	if v.Revision == 0 {
+		v.Revision = 1
+	}
 	fdata, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save verdict: %w", err)
@@ -200,6 +208,9 @@ func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f
 	}
 	vdata, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, fmt.Sprintf("verdicts/%s@%d.json", sc.ScanID, v.Revision), vdata, "application/json"); err != nil {
 		return fmt.Errorf("save verdict: %w", err)
 	}
 	if err := s.obj.Put(ctx, s.bucket, "verdicts/"+sc.ScanID+".json", vdata, "application/json"); err != nil {
@@ -217,6 +228,89 @@ func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f
 	if err := s.obj.Put(ctx, s.bucket, "assets/"+sc.AssetID+"/latest.json", ptr, "application/json"); err != nil {
 		return fmt.Errorf("save latest pointer: %w", err)
 	}
+	if err := s.Put(ctx, sc); err != nil {
+		return err
+	}
+	return s.index(ctx, sc, v)
+}
+
+// index maintains the Redis indexes of finished scans.
+func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict) error {
+	latestKey := s.key("latest", string(sc.Kind))
+	prevKey := s.key("asset-done", sc.AssetID)
+	prev, err := s.rdb.GetSet(ctx, prevKey, sc.ScanID).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
+	}
+	pipe := s.rdb.TxPipeline()
+	if prev != "" && prev != sc.ScanID {
+		pipe.SRem(ctx, latestKey, prev)
+	}
+	pipe.SAdd(ctx, latestKey, sc.ScanID)
+	pipe.ZAdd(ctx, s.key("recent"), redis.Z{Score: float64(v.CompletedAt.UnixMilli()), Member: sc.ScanID})
+	if v.SHA256 != "" && v.ReusedFrom == "" && v.Verdict != assetscan.Error {
+		pipe.Set(ctx, s.contentKey(sc.Kind, v.SHA256, v.Object.Name), sc.ScanID, s.ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (s *Store) contentKey(kind assetscan.Kind, sha, name string) string {
+	h := sha256.Sum256([]byte(name))
+	return s.key("content", string(kind), strings.ToLower(sha), hex.EncodeToString(h[:8]))
+}
+
+// ByContent returns the last finished scan of the same content (digest,
+// kind and file name), or ErrScanNotFound.
+func (s *Store) ByContent(ctx context.Context, kind assetscan.Kind, sha, name string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.contentKey(kind, sha, name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrScanNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("content index: %w: %w", ErrUnavailable, err)
+	}
+	return id, nil
+}
+
+// LatestOfKind lists the scans that are their asset's latest finished scan.
+func (s *Store) LatestOfKind(ctx context.Context, kind assetscan.Kind) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.key("latest", string(kind))).Result()
+	if err != nil {
+		return nil, fmt.Errorf("latest scans: %w: %w", ErrUnavailable, err)
+	}
+	return ids, nil
+}
+
+// Recent lists up to n finished scans, newest first.
+func (s *Store) Recent(ctx context.Context, n int) ([]string, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.key("recent"), 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("recent scans: %w: %w", ErrUnavailable, err)
+	}
+	return ids, nil
+}
+
+// Supersede records a new revision of a finished scan's verdict (after a
+// re-evaluation); v must carry Revision and Supersedes.
+func (s *Store) Supersede(ctx context.Context, v assetscan.Verdict) error {
+	vdata, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("supersede verdict: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, fmt.Sprintf("verdicts/%s@%d.json", v.ScanID, v.Revision), vdata, "application/json"); err != nil {
+		return fmt.Errorf("supersede verdict: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, "verdicts/"+v.ScanID+".json", vdata, "application/json"); err != nil {
+		return fmt.Errorf("supersede verdict: %w", err)
+	}
+	sc, err := s.Get(ctx, v.ScanID)
+	if err != nil {
+		return err
+	}
+	sc.Verdict, sc.Reason = v.Verdict, v.Reason
 	return s.Put(ctx, sc)
 }
 
