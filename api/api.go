@@ -56,7 +56,11 @@ type Server struct {
 	Kinds []assetscan.Kind
 	// ReportsBucket is pinged by /readyz.
 	ReportsBucket string
-	Log           *slog.Logger
+	Policies      Policies
+	Reeval        Reevaluator
+	// PolicyDir, optional, holds policy files POST /v1/policies/reload applies.
+	PolicyDir string
+	Log       *slog.Logger
 }
 
 // Handler returns the API's routes.
@@ -69,6 +73,12 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /v1/policies", s.listPolicies)
+	mux.HandleFunc("GET /v1/policies/{id}", s.getPolicy)
+	mux.HandleFunc("PUT /v1/policies/{id}", s.putPolicy)
+	mux.HandleFunc("GET /v1/policies/{id}/history", s.policyHistory)
+	mux.HandleFunc("POST /v1/policies/{id}/evaluate", s.evaluatePolicy)
+	mux.HandleFunc("POST /v1/policies/reload", s.reloadPolicies)
 	return mux
 }
 
@@ -276,4 +286,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// principalName names who made a change (the authenticated caller).
+func principalName(ctx context.Context) string {
+	return "anonymous"
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -37,7 +38,13 @@ type Handler struct {
 	Fetcher Fetcher
 	Scanner *scanner.Scanner
 	// Policy returns the policy in force for a kind.
-	Policy func(assetscan.Kind) (*policies.Policy, error)
+	Policy func(context.Context, assetscan.Kind) (*policies.Policy, error)
+	// Content, optional, finds a previous scan of the same content: its
+	// findings are reused (and judged under the current policy) instead of
+	// rescanning, when they were made with the current vulnerability DB.
+	Content Content
+	// DBDigest, optional with Content, is the digest of the DB in use.
+	DBDigest func() string
 	// WorkRoot is the directory under which each scan gets its private
 	// work dir (removed when the scan ends).
 	WorkRoot string
@@ -46,6 +53,12 @@ type Handler struct {
 	// returns an error.
 	Ready func(context.Context) error
 	Log   *slog.Logger
+}
+
+// Content looks up stored scans by content. *storage.Store implements it.
+type Content interface {
+	ByContent(ctx context.Context, kind assetscan.Kind, sha, name string) (string, error)
+	Findings(ctx context.Context, id string) (assetscan.Findings, error)
 }
 
 // ErrNotReady is returned (and retried) while the worker is unhealthy.
@@ -115,7 +128,7 @@ func (e errRetry) Unwrap() error { return e.err }
 // error verdict.
 func (h *Handler) scan(ctx context.Context, j Job, sc storage.Scan) (assetscan.Verdict, assetscan.Findings, error) {
 	log := loggerFrom(ctx)
-	pol, err := h.Policy(j.Kind)
+	pol, err := h.Policy(ctx, j.Kind)
 	if err != nil {
 		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("policy: %w", err)
 	}
@@ -157,6 +170,12 @@ func (h *Handler) scan(ctx context.Context, j Job, sc storage.Scan) (assetscan.V
 		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("download: %w", err)
 	}
 	log.InfoContext(ctx, "downloaded", "bytes", n, "sha256", sum, "duration", time.Since(start))
+	base.SHA256 = sum
+	base.Object.Size = n
+	if v, f, ok := h.reuse(ctx, j, sum, name, pol, base); ok {
+		log.InfoContext(ctx, "same content scanned before with the same DB: findings reused", "reused_from", v.ReusedFrom)
+		return v, f, nil
+	}
 
 	sc2 := *h.Scanner
 	sc2.Log = log
@@ -200,19 +219,55 @@ func (h *Handler) retryOrFail(ctx context.Context, j Job, sc storage.Scan, last 
 }
 
 // RecordError records a final "error" verdict for a scan.
-func RecordError(ctx context.Context, r Records, policy func(assetscan.Kind) (*policies.Policy, error), sc storage.Scan, reason string) error {
+func RecordError(ctx context.Context, r Records, policy func(context.Context, assetscan.Kind) (*policies.Policy, error), sc storage.Scan, reason string) error {
 	v := baseVerdict(sc)
 	v.Status = assetscan.StatusDone
 	v.Verdict = assetscan.Error
 	v.Reason = reason
 	v.Findings = []assetscan.JudgedFinding{}
 	if policy != nil {
-		if p, err := policy(sc.Kind); err == nil {
+		if p, err := policy(ctx, sc.Kind); err == nil {
 			v.Policy = p.Ref()
 		}
 	}
 	f := assetscan.Findings{Findings: []assetscan.Finding{}}
 	return r.SaveVerdict(ctx, sc, v, f)
+}
+
+// reuse judges the findings of a previous scan of the same content (same
+// digest, kind and file name) under the current policy, when they are
+// complete and were made with the DB in use now.
+func (h *Handler) reuse(ctx context.Context, j Job, sum, name string, pol *policies.Policy, base assetscan.Verdict) (assetscan.Verdict, assetscan.Findings, bool) {
+	if h.Content == nil || h.DBDigest == nil {
+		return assetscan.Verdict{}, assetscan.Findings{}, false
+	}
+	prev, err := h.Content.ByContent(ctx, j.Kind, sum, name)
+	if err != nil || prev == j.ScanID {
+		return assetscan.Verdict{}, assetscan.Findings{}, false
+	}
+	f, err := h.Content.Findings(ctx, prev)
+	if err != nil || f.DB == nil || f.DB.Digest == "" || f.DB.Digest != h.DBDigest() || len(f.Checks) == 0 {
+		return assetscan.Verdict{}, assetscan.Findings{}, false
+	}
+	for _, c := range f.Checks {
+		if c.Status != assetscan.RunOK {
+			return assetscan.Verdict{}, assetscan.Findings{}, false
+		}
+	}
+	// The submitted digest is this submission's: judge it afresh.
+	kept := f.Findings[:0:0]
+	for _, fd := range f.Findings {
+		if fd.Rule != "format.digest_mismatch" {
+			kept = append(kept, fd)
+		}
+	}
+	if j.ExpectedSHA256 != "" && !strings.EqualFold(j.ExpectedSHA256, sum) {
+		kept = append(kept, assetscan.Finding{Check: assetscan.CheckFormat, Rule: "format.digest_mismatch", Path: name,
+			Message: fmt.Sprintf("content digest sha256:%s does not match the submitted sha256:%s", sum, strings.ToLower(j.ExpectedSHA256))})
+	}
+	f.Findings = kept
+	base.ReusedFrom = prev
+	return policies.Verdict(pol, base, f), f, true
 }
 
 func baseVerdict(sc storage.Scan) assetscan.Verdict {

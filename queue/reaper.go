@@ -21,7 +21,7 @@ import (
 type Reaper struct {
 	Inspector *asynq.Inspector
 	Records   Records
-	Policy    func(assetscan.Kind) (*policies.Policy, error)
+	Policy    func(context.Context, assetscan.Kind) (*policies.Policy, error)
 	Queues    []string
 	Log       *slog.Logger
 }

@@ -42,7 +42,9 @@ func (m *memVerdicts) Supersede(_ context.Context, v assetscan.Verdict) error {
 	m.saved++
 	return nil
 }
-func (m *memVerdicts) LatestOfKind(context.Context, assetscan.Kind) ([]string, error) { return m.order, nil }
+func (m *memVerdicts) LatestOfKind(context.Context, assetscan.Kind) ([]string, error) {
+	return m.order, nil
+}
 func (m *memVerdicts) Recent(_ context.Context, n int) ([]string, error) {
 	return m.order[:min(n, len(m.order))], nil
 }

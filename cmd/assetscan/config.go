@@ -34,6 +34,9 @@ type serviceConfig struct {
 
 	// Listen is the API's address (ASSETSCAN_LISTEN).
 	Listen string
+	// PolicyDir holds policy files applied by POST /v1/policies/reload and
+	// at start when newer than the stored ones (ASSETSCAN_POLICY_DIR).
+	PolicyDir string
 	// HealthListen is the worker's /healthz and /readyz address
 	// (ASSETSCAN_HEALTH_LISTEN); empty disables it.
 	HealthListen string
@@ -80,6 +83,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3.Region, "s3-region", os.Getenv("ASSETSCAN_S3_REGION"), "S3 region")
 	fs.StringVar(&c.ReportsBucket, "reports-bucket", envOr("ASSETSCAN_REPORTS_BUCKET", "assetscan-reports"), "bucket for verdicts and findings")
 	fs.StringVar(&c.Listen, "listen", envOr("ASSETSCAN_LISTEN", "127.0.0.1:8080"), "API listen address")
+	fs.StringVar(&c.PolicyDir, "policy-dir", os.Getenv("ASSETSCAN_POLICY_DIR"), "directory of policy files (*.yaml) to apply when newer")
 	fs.StringVar(&c.HealthListen, "health-listen", os.Getenv("ASSETSCAN_HEALTH_LISTEN"), "worker health endpoint address (/healthz, /readyz); empty: off")
 	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")
 	fs.StringVar(&c.DBDir, "db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir (db/trivy.db, db/metadata.json)")

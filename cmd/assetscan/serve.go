@@ -22,6 +22,7 @@ import (
 	"github.com/assetscan/assetscan/api"
 	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/queue"
+	"github.com/assetscan/assetscan/reeval"
 	"github.com/assetscan/assetscan/scanner"
 	"github.com/assetscan/assetscan/storage"
 )
@@ -62,11 +63,31 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
 	client := asynq.NewClientFromRedisClient(rdb)
+	pstore := policies.NewStore(rdb, cfg.KeyPrefix)
+	if err := pstore.Seed(ctx); err != nil {
+		return fmt.Errorf("seed policies: %w", err)
+	}
+	ev := &reeval.Evaluator{Verdicts: store, Log: log}
+	if cfg.PolicyDir != "" {
+		applied, err := pstore.LoadDir(ctx, cfg.PolicyDir)
+		if err != nil {
+			log.Error("policy files not applied; the last good policies stay in force", "dir", cfg.PolicyDir, "error", err)
+		}
+		for _, p := range applied {
+			log.Info("policy file applied", "policy", p.ID, "version", p.Version)
+			if _, err := ev.Apply(ctx, p); err != nil {
+				log.Error("re-evaluation", "policy", p.ID, "error", err)
+			}
+		}
+	}
 	srv := &api.Server{
 		Scans: store, Objects: obj,
 		Enqueuer:      &queue.Enqueuer{Client: client, MaxRetry: cfg.MaxRetry},
 		Kinds:         supportedKinds,
 		ReportsBucket: cfg.ReportsBucket,
+		Policies:      pstore,
+		Reeval:        ev,
+		PolicyDir:     cfg.PolicyDir,
 		Log:           log,
 	}
 
@@ -162,8 +183,14 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	if err != nil {
 		return err
 	}
-	policy := func(k assetscan.Kind) (*policies.Policy, error) { return policies.Default(k) }
+	pstore := policies.NewStore(rdb, cfg.KeyPrefix)
+	if err := pstore.Seed(ctx); err != nil {
+		return fmt.Errorf("seed policies: %w", err)
+	}
+	policy := pstore.ForKind
 	h := &queue.Handler{
+		Content:  store,
+		DBDigest: eng.DBDigest,
 		Records:  store,
 		Fetcher:  obj,
 		Scanner:  &scanner.Scanner{Checks: eng.Checks, Log: log},
