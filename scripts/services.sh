@@ -44,6 +44,7 @@ ensure_packages() {
   command -v mke2fs >/dev/null || missing+=(e2fsprogs)
   command -v sfdisk >/dev/null || missing+=(fdisk)
   command -v unzip >/dev/null || missing+=(unzip)
+  command -v mkpasswd >/dev/null || missing+=(whois)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 

@@ -37,15 +37,19 @@ const (
 	pwxGather = 4
 	pwxRounds = 6
 	sWidth    = 8
-	pwxWords  = pwxGather * pwxSimple * 2     // 16 uint32 = 64 bytes
-	sElems    = (1 << sWidth) * pwxSimple     // 512 uint64 per S-box
-	sBytes    = 3 * sElems * 8                // 12288
+	pwxWords  = pwxGather * pwxSimple * 2           // 16 uint32 = 64 bytes
+	sElems    = (1 << sWidth) * pwxSimple           // 512 uint64 per S-box
+	sBytes    = 3 * sElems * 8                      // 12288
 	sMask     = ((1 << sWidth) - 1) * pwxSimple * 8 // 0xff0
 )
 
 // maxYescryptMem bounds the memory one verification may use (V, B and the
 // S-boxes). libxcrypt's default cost (5) needs 16 MiB; cost 8 needs 128 MiB.
 const maxYescryptMem = 256 << 20
+
+// maxYescryptB bounds B (128*r*p bytes), which PBKDF2 fills and reads in
+// one go without a chance to abort.
+const maxYescryptB = 16 << 20
 
 var (
 	errYescryptAborted = errors.New("yescrypt: aborted")
@@ -335,7 +339,11 @@ func (p *yescryptParams) check() error {
 	if hi != 0 || v > maxYescryptMem {
 		return errYescryptCost
 	}
-	mem := v + 128*uint64(p.r)*uint64(p.p)
+	b := 128 * uint64(p.r) * uint64(p.p)
+	if b > maxYescryptB {
+		return errYescryptCost
+	}
+	mem := v + b
 	if p.flags&ysRW != 0 {
 		mem += sBytes * uint64(p.p)
 	}
@@ -355,8 +363,8 @@ type yescryptState struct {
 	Y    []uint32
 	S    [][]uint64 // per p: 3*sElems
 	stop func() bool
-	// iterations since the last stop check
-	tick int
+	// work done since the last stop check, in 128-byte blocks
+	work int
 }
 
 // newYescryptState allocates the buffers for h.
@@ -407,7 +415,8 @@ func hmacSHA256(key, msg []byte) []byte {
 func pbkdf2SHA256(passwd, salt []byte, n int) []byte {
 	out, err := pbkdf2.Key(sha256.New, string(passwd), salt, 1, n)
 	if err != nil {
-		// Only possible for lengths out of range, which check() excludes.
+		// Lengths out of range are excluded by check(); FIPS 140-only
+		// mode may refuse short inputs. The verifier recovers.
 		panic(err)
 	}
 	return out
@@ -570,13 +579,14 @@ func (st *yescryptState) smix(B []uint32, r int, N uint64, p, t, flags uint32, p
 	return nil
 }
 
-// check calls stop every 64 block mixes.
-func (st *yescryptState) check() bool {
-	st.tick++
-	if st.tick&63 == 0 && st.stop != nil && st.stop() {
-		return true
+// check calls stop about every 256 KiB of block mixing.
+func (st *yescryptState) check(r int) bool {
+	st.work += r
+	if st.work < 2048 {
+		return false
 	}
-	return false
+	st.work = 0
+	return st.stop != nil && st.stop()
 }
 
 // shuffle copies B into X in the SIMD-shuffled word order.
@@ -606,7 +616,7 @@ func (st *yescryptState) smix1(B []uint32, r int, N uint64, flags uint32, V []ui
 	X := st.X[:s]
 	shuffle(X, B, r)
 	for i := uint64(0); i < N; i++ {
-		if st.check() {
+		if st.check(r) {
 			return errYescryptAborted
 		}
 		copy(V[int(i)*s:int(i+1)*s], X)
@@ -629,7 +639,7 @@ func (st *yescryptState) smix2(B []uint32, r int, N, nloop uint64, flags uint32,
 	X := st.X[:s]
 	shuffle(X, B, r)
 	for i := uint64(0); i < nloop; i++ {
-		if st.check() {
+		if st.check(r) {
 			return errYescryptAborted
 		}
 		j := integerify(X, r) & (N - 1)
@@ -656,57 +666,73 @@ func xorWords(dst, src []uint32) {
 }
 
 // salsa20 applies the Salsa20 core with the given number of rounds to a
-// 16-word block kept in the SIMD-shuffled order.
+// 16-word block kept in the SIMD-shuffled order (word i of B is word
+// i*5%16 of the Salsa20 state).
 func salsa20(B []uint32, rounds int) {
 	B = B[:16]
-	var x [16]uint32
-	for i := 0; i < 16; i++ {
-		x[i*5%16] = B[i]
-	}
+	x0, x5, x10, x15 := B[0], B[1], B[2], B[3]
+	x4, x9, x14, x3 := B[4], B[5], B[6], B[7]
+	x8, x13, x2, x7 := B[8], B[9], B[10], B[11]
+	x12, x1, x6, x11 := B[12], B[13], B[14], B[15]
 	for i := 0; i < rounds; i += 2 {
-		x[4] ^= bits.RotateLeft32(x[0]+x[12], 7)
-		x[8] ^= bits.RotateLeft32(x[4]+x[0], 9)
-		x[12] ^= bits.RotateLeft32(x[8]+x[4], 13)
-		x[0] ^= bits.RotateLeft32(x[12]+x[8], 18)
+		// columns
+		x4 ^= bits.RotateLeft32(x0+x12, 7)
+		x8 ^= bits.RotateLeft32(x4+x0, 9)
+		x12 ^= bits.RotateLeft32(x8+x4, 13)
+		x0 ^= bits.RotateLeft32(x12+x8, 18)
 
-		x[9] ^= bits.RotateLeft32(x[5]+x[1], 7)
-		x[13] ^= bits.RotateLeft32(x[9]+x[5], 9)
-		x[1] ^= bits.RotateLeft32(x[13]+x[9], 13)
-		x[5] ^= bits.RotateLeft32(x[1]+x[13], 18)
+		x9 ^= bits.RotateLeft32(x5+x1, 7)
+		x13 ^= bits.RotateLeft32(x9+x5, 9)
+		x1 ^= bits.RotateLeft32(x13+x9, 13)
+		x5 ^= bits.RotateLeft32(x1+x13, 18)
 
-		x[14] ^= bits.RotateLeft32(x[10]+x[6], 7)
-		x[2] ^= bits.RotateLeft32(x[14]+x[10], 9)
-		x[6] ^= bits.RotateLeft32(x[2]+x[14], 13)
-		x[10] ^= bits.RotateLeft32(x[6]+x[2], 18)
+		x14 ^= bits.RotateLeft32(x10+x6, 7)
+		x2 ^= bits.RotateLeft32(x14+x10, 9)
+		x6 ^= bits.RotateLeft32(x2+x14, 13)
+		x10 ^= bits.RotateLeft32(x6+x2, 18)
 
-		x[3] ^= bits.RotateLeft32(x[15]+x[11], 7)
-		x[7] ^= bits.RotateLeft32(x[3]+x[15], 9)
-		x[11] ^= bits.RotateLeft32(x[7]+x[3], 13)
-		x[15] ^= bits.RotateLeft32(x[11]+x[7], 18)
+		x3 ^= bits.RotateLeft32(x15+x11, 7)
+		x7 ^= bits.RotateLeft32(x3+x15, 9)
+		x11 ^= bits.RotateLeft32(x7+x3, 13)
+		x15 ^= bits.RotateLeft32(x11+x7, 18)
 
-		x[1] ^= bits.RotateLeft32(x[0]+x[3], 7)
-		x[2] ^= bits.RotateLeft32(x[1]+x[0], 9)
-		x[3] ^= bits.RotateLeft32(x[2]+x[1], 13)
-		x[0] ^= bits.RotateLeft32(x[3]+x[2], 18)
+		// rows
+		x1 ^= bits.RotateLeft32(x0+x3, 7)
+		x2 ^= bits.RotateLeft32(x1+x0, 9)
+		x3 ^= bits.RotateLeft32(x2+x1, 13)
+		x0 ^= bits.RotateLeft32(x3+x2, 18)
 
-		x[6] ^= bits.RotateLeft32(x[5]+x[4], 7)
-		x[7] ^= bits.RotateLeft32(x[6]+x[5], 9)
-		x[4] ^= bits.RotateLeft32(x[7]+x[6], 13)
-		x[5] ^= bits.RotateLeft32(x[4]+x[7], 18)
+		x6 ^= bits.RotateLeft32(x5+x4, 7)
+		x7 ^= bits.RotateLeft32(x6+x5, 9)
+		x4 ^= bits.RotateLeft32(x7+x6, 13)
+		x5 ^= bits.RotateLeft32(x4+x7, 18)
 
-		x[11] ^= bits.RotateLeft32(x[10]+x[9], 7)
-		x[8] ^= bits.RotateLeft32(x[11]+x[10], 9)
-		x[9] ^= bits.RotateLeft32(x[8]+x[11], 13)
-		x[10] ^= bits.RotateLeft32(x[9]+x[8], 18)
+		x11 ^= bits.RotateLeft32(x10+x9, 7)
+		x8 ^= bits.RotateLeft32(x11+x10, 9)
+		x9 ^= bits.RotateLeft32(x8+x11, 13)
+		x10 ^= bits.RotateLeft32(x9+x8, 18)
 
-		x[12] ^= bits.RotateLeft32(x[15]+x[14], 7)
-		x[13] ^= bits.RotateLeft32(x[12]+x[15], 9)
-		x[14] ^= bits.RotateLeft32(x[13]+x[12], 13)
-		x[15] ^= bits.RotateLeft32(x[14]+x[13], 18)
+		x12 ^= bits.RotateLeft32(x15+x14, 7)
+		x13 ^= bits.RotateLeft32(x12+x15, 9)
+		x14 ^= bits.RotateLeft32(x13+x12, 13)
+		x15 ^= bits.RotateLeft32(x14+x13, 18)
 	}
-	for i := 0; i < 16; i++ {
-		B[i] += x[i*5%16]
-	}
+	B[0] += x0
+	B[1] += x5
+	B[2] += x10
+	B[3] += x15
+	B[4] += x4
+	B[5] += x9
+	B[6] += x14
+	B[7] += x3
+	B[8] += x8
+	B[9] += x13
+	B[10] += x2
+	B[11] += x7
+	B[12] += x12
+	B[13] += x1
+	B[14] += x6
+	B[15] += x11
 }
 
 // blockmixSalsa8 is scrypt's BlockMix with salsa20/8; Y is scratch of the
@@ -729,30 +755,27 @@ func blockmixSalsa8(B, Y []uint32, r int) {
 
 // pwxform transforms one 64-byte block with the lane's S-boxes.
 func pwxform(X *[pwxWords]uint32, ctx *pwxCtx) {
-	S := ctx.S
-	S0 := S[ctx.s0 : ctx.s0+sElems]
-	S1 := S[ctx.s1 : ctx.s1+sElems]
-	S2 := S[ctx.s2 : ctx.s2+sElems]
+	S0 := (*[sElems]uint64)(ctx.S[ctx.s0 : ctx.s0+sElems])
+	S1 := (*[sElems]uint64)(ctx.S[ctx.s1 : ctx.s1+sElems])
+	S2 := (*[sElems]uint64)(ctx.S[ctx.s2 : ctx.s2+sElems])
 	w := ctx.w
+	// one simple-lane step: B_{j,k} <-- (hi*lo + S0[p0+k]) xor S1[p1+k]
+	step := func(lo, hi uint32, s0, s1 uint64) uint64 {
+		return (uint64(hi)*uint64(lo) + s0) ^ s1
+	}
 	for i := 0; i < pwxRounds; i++ {
-		for j := 0; j < pwxGather; j++ {
-			xl := X[j*4]
-			xh := X[j*4+1]
-			p0 := int(xl&sMask) / 8
-			p1 := int(xh&sMask) / 8
-			for k := 0; k < pwxSimple; k++ {
-				s0 := S0[p0+k]
-				s1 := S1[p1+k]
-				lo := X[j*4+k*2]
-				hi := X[j*4+k*2+1]
-				x := uint64(hi)*uint64(lo) + s0
-				x ^= s1
-				X[j*4+k*2] = uint32(x)
-				X[j*4+k*2+1] = uint32(x >> 32)
-				if i != 0 && i != pwxRounds-1 {
-					S2[w] = x
-					w++
-				}
+		store := i != 0 && i != pwxRounds-1
+		for j := 0; j < pwxGather*4; j += 4 {
+			p0 := (X[j] & sMask) >> 3
+			p1 := (X[j+1] & sMask) >> 3
+			x0 := step(X[j], X[j+1], S0[p0&(sElems-1)], S1[p1&(sElems-1)])
+			x1 := step(X[j+2], X[j+3], S0[(p0+1)&(sElems-1)], S1[(p1+1)&(sElems-1)])
+			X[j], X[j+1] = uint32(x0), uint32(x0>>32)
+			X[j+2], X[j+3] = uint32(x1), uint32(x1>>32)
+			if store {
+				S2[w&(sElems-1)] = x0
+				S2[(w+1)&(sElems-1)] = x1
+				w += 2
 			}
 		}
 	}
