@@ -6,6 +6,9 @@
 //	GET  /v1/assets/{asset_id}/scan   the latest scan of an asset
 //	GET  /healthz                     alive
 //	GET  /readyz                      Redis and object storage reachable
+//
+// and the policy and callback endpoints of Routes. The full contract is
+// api/openapi.json, served at /openapi.json.
 package api
 
 import (
@@ -22,7 +25,12 @@ import (
 	"time"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/auth"
+	"github.com/assetscan/assetscan/callbacks"
+	"github.com/assetscan/assetscan/metrics"
+	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/queue"
+	"github.com/assetscan/assetscan/scanner/accounts"
 	"github.com/assetscan/assetscan/storage"
 )
 
@@ -60,26 +68,87 @@ type Server struct {
 	Reeval        Reevaluator
 	// PolicyDir, optional, holds policy files POST /v1/policies/reload applies.
 	PolicyDir string
-	Log       *slog.Logger
+	// Keys authenticates callers (required).
+	Keys *auth.Keyring
+	// Callbacks stores the asset center's callback subscribers.
+	Callbacks *callbacks.Store
+	// Mounts are extra handlers (the queue UI), each gated by an action.
+	Mounts []Mount
+	// Metrics, optional (nil-safe), counts submissions.
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 }
 
-// Handler returns the API's routes.
+// Route is one endpoint: its pattern, who may call it, and the handler.
+type Route struct {
+	Method, Path string
+	// Action a caller needs; "" means any authenticated caller (scan reads
+	// then check the seller themselves), and Public means no credentials.
+	Action auth.Action
+	Public bool
+	handle http.HandlerFunc
+}
+
+// Routes lists every endpoint; the OpenAPI document must describe exactly
+// these (a test checks it).
+func (s *Server) Routes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/healthz", Public: true, handle: func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		}},
+		{Method: "GET", Path: "/readyz", Public: true, handle: s.ready},
+		{Method: "GET", Path: "/openapi.json", handle: serveOpenAPI},
+		{Method: "POST", Path: "/v1/scans", Action: auth.ActSubmit, handle: s.submit},
+		{Method: "GET", Path: "/v1/scans/{scan_id}", handle: s.getScan},
+		{Method: "GET", Path: "/v1/assets/{asset_id}/scan", handle: s.latest},
+		{Method: "GET", Path: "/v1/policies", Action: auth.ActPolicyRead, handle: s.listPolicies},
+		{Method: "GET", Path: "/v1/policies/{id}", Action: auth.ActPolicyRead, handle: s.getPolicy},
+		{Method: "PUT", Path: "/v1/policies/{id}", Action: auth.ActPolicyWrite, handle: s.putPolicy},
+		{Method: "GET", Path: "/v1/policies/{id}/history", Action: auth.ActPolicyRead, handle: s.policyHistory},
+		{Method: "POST", Path: "/v1/policies/{id}/evaluate", Action: auth.ActReevaluate, handle: s.evaluatePolicy},
+		{Method: "POST", Path: "/v1/policies/reload", Action: auth.ActPolicyWrite, handle: s.reloadPolicies},
+		{Method: "POST", Path: "/v1/callbacks", Action: auth.ActCallbacks, handle: s.addCallback},
+		{Method: "GET", Path: "/v1/callbacks", Action: auth.ActCallbacks, handle: s.listCallbacks},
+		{Method: "DELETE", Path: "/v1/callbacks/{id}", Action: auth.ActCallbacks, handle: s.removeCallback},
+	}
+}
+
+// Handler returns the API: every route behind authentication (API keys)
+// except health, each checked for its action.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/scans", s.submit)
-	mux.HandleFunc("GET /v1/scans/{scan_id}", s.getScan)
-	mux.HandleFunc("GET /v1/assets/{asset_id}/scan", s.latest)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("GET /v1/policies", s.listPolicies)
-	mux.HandleFunc("GET /v1/policies/{id}", s.getPolicy)
-	mux.HandleFunc("PUT /v1/policies/{id}", s.putPolicy)
-	mux.HandleFunc("GET /v1/policies/{id}/history", s.policyHistory)
-	mux.HandleFunc("POST /v1/policies/{id}/evaluate", s.evaluatePolicy)
-	mux.HandleFunc("POST /v1/policies/reload", s.reloadPolicies)
-	return mux
+	var public []string
+	for _, rt := range s.Routes() {
+		h := rt.handle
+		if rt.Public {
+			public = append(public, rt.Path)
+		} else if rt.Action != "" {
+			h = requireAction(rt.Action, h)
+		}
+		mux.HandleFunc(rt.Method+" "+rt.Path, h)
+	}
+	for _, m := range s.Mounts {
+		mux.Handle(m.Prefix, requireAction(m.Action, m.Handler.ServeHTTP))
+	}
+	return auth.Middleware(s.Keys, public, mux)
+}
+
+// Mount is an extra handler under a path prefix (the queue UI).
+type Mount struct {
+	Prefix  string
+	Action  auth.Action
+	Handler http.Handler
+}
+
+func requireAction(a auth.Action, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := auth.FromContext(r.Context())
+		if !ok || !p.Can(a) {
+			auth.Forbidden(w)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // SubmitRequest is the body of POST /v1/scans.
@@ -91,6 +160,16 @@ type SubmitRequest struct {
 	Key       string         `json:"key"`
 	VersionID string         `json:"version_id,omitempty"`
 	SHA256    string         `json:"sha256,omitempty"`
+	// DeclaredPasswords are initial passwords the seller declares for an
+	// image (accounts a buyer logs in with). They are checked against the
+	// policy's complexity rule at submission and never stored or logged.
+	DeclaredPasswords []DeclaredPassword `json:"declared_passwords,omitempty"`
+}
+
+// DeclaredPassword is one declared initial password.
+type DeclaredPassword struct {
+	Account  string `json:"account"`
+	Password string `json:"password"`
 }
 
 // SubmitResponse is the answer to POST /v1/scans.
@@ -147,6 +226,17 @@ func (r SubmitRequest) Validate(kinds []assetscan.Kind) map[string]string {
 	if len(r.VersionID) > 1024 {
 		bad["version_id"] = "too long"
 	}
+	if len(r.DeclaredPasswords) > 0 && r.Kind == assetscan.KindPackage {
+		bad["declared_passwords"] = "only for container-image and vm-image assets"
+	}
+	if len(r.DeclaredPasswords) > 32 {
+		bad["declared_passwords"] = "at most 32"
+	}
+	for _, d := range r.DeclaredPasswords {
+		if d.Account == "" || len(d.Account) > 64 || len(d.Password) > 1024 {
+			bad["declared_passwords"] = "each needs an account (at most 64 characters) and a password (at most 1024)"
+		}
+	}
 	return bad
 }
 
@@ -159,20 +249,56 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid JSON body: " + err.Error()})
 		return
 	}
+	resp, created, err := s.Submit(ctx, req)
+	var se *SubmitError
+	switch {
+	case errors.As(err, &se):
+		writeJSON(w, se.Code, ErrorResponse{Error: se.Message, Fields: se.Fields})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "unavailable, retry later"})
+	case !created:
+		writeJSON(w, http.StatusOK, resp)
+	default:
+		w.Header().Set("Location", "/v1/scans/"+resp.ScanID)
+		writeJSON(w, http.StatusAccepted, resp)
+	}
+}
+
+// SubmitError is a submission refused for a reason the caller must fix
+// (Code 400 or 422), or a dependency down (503).
+type SubmitError struct {
+	Code    int
+	Message string
+	Fields  map[string]string
+}
+
+func (e *SubmitError) Error() string {
+	parts := []string{e.Message}
+	for k, v := range e.Fields {
+		parts = append(parts, k+": "+v)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Permanent reports whether resubmitting cannot help.
+func (e *SubmitError) Permanent() bool { return e.Code < 500 }
+
+// Submit validates a submission, checks the object exists, and creates and
+// enqueues the scan — or returns the existing scan of the same asset and
+// content (created=false). It is the one path for the HTTP API and the
+// scan-on-upload consumer.
+func (s *Server) Submit(ctx context.Context, req SubmitRequest) (SubmitResponse, bool, error) {
 	if bad := req.Validate(s.Kinds); len(bad) > 0 {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid request", Fields: bad})
-		return
+		return SubmitResponse{}, false, &SubmitError{Code: http.StatusBadRequest, Message: "invalid request", Fields: bad}
 	}
 	info, err := s.Objects.Stat(ctx, req.Bucket, req.Key, req.VersionID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorResponse{Error: "object not found",
-			Fields: map[string]string{"key": fmt.Sprintf("no object %q in bucket %q", req.Key, req.Bucket)}})
-		return
+		return SubmitResponse{}, false, &SubmitError{Code: http.StatusUnprocessableEntity, Message: "object not found",
+			Fields: map[string]string{"key": fmt.Sprintf("no object %q in bucket %q", req.Key, req.Bucket)}}
 	case err != nil:
 		s.Log.ErrorContext(ctx, "stat object", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "object storage unavailable, retry later"})
-		return
+		return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "object storage unavailable, retry later"}
 	}
 	sc := storage.Scan{
 		ScanID: storage.NewScanID(), AssetID: req.AssetID, SellerID: req.SellerID, Kind: req.Kind,
@@ -185,25 +311,31 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	got, created, err := s.Scans.Create(ctx, sc)
 	if err != nil {
 		s.Log.ErrorContext(ctx, "create scan", "error", err)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "scan store unavailable, retry later"})
-		return
+		return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "scan store unavailable, retry later"}
 	}
 	if !created {
-		writeJSON(w, http.StatusOK, SubmitResponse{ScanID: got.ScanID, Status: got.Status, Verdict: got.Verdict, Existing: true})
-		return
+		return SubmitResponse{ScanID: got.ScanID, Status: got.Status, Verdict: got.Verdict, Existing: true}, false, nil
 	}
 	job := queue.Job{ScanID: sc.ScanID, AssetID: sc.AssetID, SellerID: sc.SellerID, Kind: sc.Kind,
 		Bucket: sc.Bucket, Key: sc.Key, VersionID: sc.VersionID, ExpectedSHA256: sc.ExpectedSHA256, Size: sc.Size}
+	if len(req.DeclaredPasswords) > 0 {
+		pol, err := s.Policies.ForKind(ctx, sc.Kind)
+		if err != nil {
+			_ = s.Scans.Forget(context.WithoutCancel(ctx), sc)
+			s.Log.ErrorContext(ctx, "policy store", "error", err)
+			return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "policy store unavailable, retry later"}
+		}
+		job.Findings = declaredPasswordFindings(req.DeclaredPasswords, pol)
+	}
 	if err := s.Enqueuer.Enqueue(ctx, job); err != nil {
 		s.Log.ErrorContext(ctx, "enqueue", "error", err, "scan_id", sc.ScanID)
 		_ = s.Scans.Forget(context.WithoutCancel(ctx), sc)
-		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "queue unavailable, retry later"})
-		return
+		return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "queue unavailable, retry later"}
 	}
+	s.Metrics.ScanSubmitted(sc.Kind)
 	s.Log.InfoContext(ctx, "scan submitted", "scan_id", sc.ScanID, "asset_id", sc.AssetID,
 		"seller_id", sc.SellerID, "kind", sc.Kind, "size", sc.Size)
-	w.Header().Set("Location", "/v1/scans/"+sc.ScanID)
-	writeJSON(w, http.StatusAccepted, SubmitResponse{ScanID: sc.ScanID, Status: assetscan.StatusQueued})
+	return SubmitResponse{ScanID: sc.ScanID, Status: assetscan.StatusQueued}, true, nil
 }
 
 func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
@@ -215,6 +347,15 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, storage.ErrScanNotFound) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no scan for this asset"})
 		return
+	}
+	if err == nil {
+		// A seller asking about another seller's asset gets exactly the
+		// answer for an asset that does not exist.
+		sc, gerr := s.Scans.Get(r.Context(), id)
+		if gerr == nil && !mayRead(r.Context(), sc.SellerID) {
+			writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no scan for this asset"})
+			return
+		}
 	}
 	if err != nil {
 		s.Log.ErrorContext(r.Context(), "latest scan", "error", err)
@@ -231,7 +372,9 @@ func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	sc, err := s.Scans.Get(ctx, id)
-	if errors.Is(err, storage.ErrScanNotFound) {
+	if errors.Is(err, storage.ErrScanNotFound) || (err == nil && !mayRead(ctx, sc.SellerID)) {
+		// Another seller's scan answers exactly like a missing one, so ids
+		// cannot be probed.
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "scan not found"})
 		return
 	}
@@ -290,5 +433,28 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // principalName names who made a change (the authenticated caller).
 func principalName(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Name
+	}
 	return "anonymous"
+}
+
+func mayRead(ctx context.Context, sellerID string) bool {
+	p, ok := auth.FromContext(ctx)
+	return ok && p.MayRead(sellerID)
+}
+
+// declaredPasswordFindings judges declared initial passwords under the
+// policy's complexity rule. The findings never contain the password.
+func declaredPasswordFindings(ds []DeclaredPassword, p *policies.Policy) []assetscan.Finding {
+	c := accounts.Complexity{MinLength: p.Passwords.MinLength, MinClasses: p.Passwords.MinClasses,
+		ForbidAccountName: p.Passwords.ForbidAccountName}
+	var out []assetscan.Finding
+	for _, d := range ds {
+		if ok, reason := accounts.CheckComplexity(d.Account, d.Password, c); !ok {
+			out = append(out, assetscan.Finding{Check: assetscan.CheckAccount, Rule: queue.RuleDeclaredPassword,
+				Message: fmt.Sprintf("declared initial password of account %q: %s", d.Account, reason)})
+		}
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/reeval"
 )
@@ -16,6 +17,7 @@ import (
 // Policies is the policy store. *policies.Store implements it.
 type Policies interface {
 	Get(ctx context.Context, id string) (*policies.Policy, error)
+	ForKind(ctx context.Context, k assetscan.Kind) (*policies.Policy, error)
 	List(ctx context.Context) ([]*policies.Policy, error)
 	Put(ctx context.Context, id string, raw []byte, ifVersion int, author, source string) (*policies.Policy, error)
 	History(ctx context.Context, id string) ([]policies.Change, error)

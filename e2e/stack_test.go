@@ -28,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/auth"
 )
 
 // env is what scripts/test.sh exported.
@@ -97,6 +98,30 @@ type stack struct {
 	mu       sync.Mutex
 	procs    []*proc
 	maxRetry int
+	tokens   map[string]string // API keys by name: asset-center, seller-1, seller-2, staff
+	token    string            // the key requests use unless told otherwise
+}
+
+// do sends a request with an API key ("" = none).
+func (s *stack) do(method, path, token string, body []byte, hdr ...string) (int, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.apiURL+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
 
 type proc struct {
@@ -115,8 +140,9 @@ type stackOpts struct {
 func newStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
 	db := int(nextDB.Add(1))
-	if db > 15 {
-		t.Fatal("more than 15 stacks: Redis has 16 databases")
+	if db > 11 {
+		// 12-14 belong to package tests (policies, events/metrics, callbacks).
+		t.Fatal("more than 11 stacks: Redis databases 12-15 are taken")
 	}
 	if o.maxRetry == 0 {
 		o.maxRetry = 2
@@ -140,7 +166,27 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	if err := s.rdb.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
+	s.tokens = map[string]string{}
+	var keys strings.Builder
+	keys.WriteString("keys:\n")
+	for _, k := range []struct{ name, role, seller string }{
+		{"asset-center", "asset-center", ""}, {"seller-1", "seller", "seller-1"},
+		{"seller-2", "seller", "seller-2"}, {"staff", "security-staff", ""},
+	} {
+		tok, hash := auth.NewKey()
+		s.tokens[k.name] = tok
+		fmt.Fprintf(&keys, "  - name: %s\n    role: %s\n    key_sha256: %s\n", k.name, k.role, hash)
+		if k.seller != "" {
+			fmt.Fprintf(&keys, "    seller_id: %s\n", k.seller)
+		}
+	}
+	keysFile := filepath.Join(s.dir, "keys.yaml")
+	if err := os.WriteFile(keysFile, []byte(keys.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.token = s.tokens["asset-center"]
 	s.baseEnv = []string{
+		"ASSETSCAN_KEYS_FILE=" + keysFile,
 		"ASSETSCAN_REDIS_ADDR=" + testEnv.redisAddr,
 		"ASSETSCAN_REDIS_DB=" + strconv.Itoa(db),
 		"ASSETSCAN_S3_ENDPOINT=" + testEnv.s3Endpoint,
@@ -288,17 +334,12 @@ type submitResp struct {
 func (s *stack) submitRaw(body any) (int, submitResp) {
 	s.t.Helper()
 	b, _ := json.Marshal(body)
-	resp, err := http.Post(s.apiURL+"/v1/scans", "application/json", bytes.NewReader(b))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, data := s.do("POST", "/v1/scans", s.token, b)
 	var r submitResp
-	data, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(data, &r); err != nil {
 		s.t.Fatalf("decode %s: %v", data, err)
 	}
-	return resp.StatusCode, r
+	return code, r
 }
 
 // submit submits a package scan of key and returns the scan id.
@@ -317,13 +358,7 @@ func (s *stack) submit(assetID, key string, extra ...func(map[string]any)) strin
 
 func (s *stack) get(path string) (int, []byte) {
 	s.t.Helper()
-	resp, err := http.Get(s.apiURL + path)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return s.do("GET", path, s.token, nil)
 }
 
 // wait polls the scan until it is done.

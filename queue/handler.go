@@ -14,9 +14,11 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/metrics"
 	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/scanner"
 	"github.com/assetscan/assetscan/storage"
+	"github.com/assetscan/assetscan/vulndb"
 )
 
 // Records is the scan record and verdict store the handler writes to.
@@ -45,6 +47,13 @@ type Handler struct {
 	Content Content
 	// DBDigest, optional with Content, is the digest of the DB in use.
 	DBDigest func() string
+	// DB, optional, describes the DB in use; with a policy max_age a
+	// stale DB makes the scan end in error (vulndb.stale).
+	DB func() assetscan.DBRef
+	// Notify, optional, is told of every final verdict ("verdict.final").
+	Notify func(ctx context.Context, event string, v assetscan.Verdict) error
+	// Metrics, optional (nil-safe).
+	Metrics *metrics.Metrics
 	// WorkRoot is the directory under which each scan gets its private
 	// work dir (removed when the scan ends).
 	WorkRoot string
@@ -61,6 +70,10 @@ type Content interface {
 	Findings(ctx context.Context, id string) (assetscan.Findings, error)
 }
 
+// RuleDeclaredPassword is the rule of a declared initial password that
+// breaks the complexity rule (judged by the API at submission).
+const RuleDeclaredPassword = "account.declared_password_weak"
+
 // ErrNotReady is returned (and retried) while the worker is unhealthy.
 var ErrNotReady = errors.New("worker not ready")
 
@@ -73,6 +86,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	log := h.Log.With("scan_id", j.ScanID, "asset_id", j.AssetID, "seller_id", j.SellerID, "kind", j.Kind)
 	ctx = withLogger(ctx, log)
+	started := time.Now()
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	last := retried >= maxRetry
@@ -114,6 +128,13 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return h.retryOrFail(ctx, j, sc, last, fmt.Errorf("save verdict: %w", err))
 	}
 	log.InfoContext(ctx, "scan done", "verdict", v.Verdict, "failed_rules", len(v.FailedRules), "reason", v.Reason)
+	h.Metrics.ScanCompleted(j.Kind, v.Verdict)
+	h.Metrics.ObserveScan(j.Kind, time.Since(started))
+	h.Metrics.AddScannedBytes(j.Kind, v.Object.Size)
+	if v.Verdict == assetscan.Error {
+		h.Metrics.ScanError(reasonClass(errors.New(v.Reason)))
+	}
+	h.notify(ctx, v)
 	return nil
 }
 
@@ -133,6 +154,18 @@ func (h *Handler) scan(ctx context.Context, j Job, sc storage.Scan) (assetscan.V
 		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("policy: %w", err)
 	}
 	base := baseVerdict(sc)
+	if h.DB != nil && pol.VulnDB.MaxAge > 0 {
+		if ref := h.DB(); vulndb.Stale(ref, pol.VulnDB.MaxAge, time.Now()) {
+			// Refuse to judge with an old DB: it would miss what a fresh one
+			// knows. Not retried: a DB does not get fresher in seconds.
+			f := assetscan.Findings{Checks: []assetscan.CheckRun{{Name: assetscan.CheckVulnerability, Status: assetscan.RunError,
+				Reason: fmt.Sprintf("vulndb.stale: DB built %s, older than the policy's max_age %s", ref.UpdatedAt.Format(time.RFC3339), pol.VulnDB.MaxAge)}}}
+			v := policies.Verdict(pol, base, f)
+			v.VulnDB = &ref
+			v.Reason = "vulndb.stale: the vulnerability DB (built " + ref.UpdatedAt.Format(time.RFC3339) + ") is older than the policy allows (" + pol.VulnDB.MaxAge.String() + ")"
+			return v, f, nil
+		}
+	}
 	if err := os.MkdirAll(h.WorkRoot, 0o750); err != nil {
 		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("work root: %w", err)
 	}
@@ -181,7 +214,7 @@ func (h *Handler) scan(ctx context.Context, j Job, sc storage.Scan) (assetscan.V
 	sc2.Log = log
 	rep, err := sc2.Scan(ctx, scanner.Request{
 		Kind: j.Kind, Path: asset, Name: name, SHA256: sum, ExpectedSHA256: j.ExpectedSHA256,
-		WorkDir: work, Rules: pol,
+		WorkDir: work, Rules: pol, Findings: j.Findings,
 	})
 	if err != nil {
 		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("scan: %w", err)
@@ -201,8 +234,10 @@ func (h *Handler) retryOrFail(ctx context.Context, j Job, sc storage.Scan, last 
 	log := loggerFrom(ctx)
 	if !last {
 		log.WarnContext(ctx, "scan attempt failed, will retry", "error", err)
+		h.Metrics.ScanRetried(reasonClass(err))
 		return err
 	}
+	h.Metrics.ScanError(reasonClass(err))
 	if sc.ScanID == "" {
 		sc = scanFromJob(j)
 	}
@@ -215,7 +250,49 @@ func (h *Handler) retryOrFail(ctx context.Context, j Job, sc storage.Scan, last 
 		return fmt.Errorf("%w (recording error verdict: %w)", err, serr)
 	}
 	log.ErrorContext(ctx, "scan ended in error", "error", err)
+	if h.Notify != nil {
+		if v, verr := h.verdictOf(wctx, sc.ScanID); verr == nil {
+			h.notify(wctx, v)
+		}
+	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+func (h *Handler) verdictOf(ctx context.Context, id string) (assetscan.Verdict, error) {
+	r, ok := h.Records.(interface {
+		Verdict(ctx context.Context, id string) (assetscan.Verdict, error)
+	})
+	if !ok {
+		return assetscan.Verdict{}, errors.New("records cannot read verdicts")
+	}
+	return r.Verdict(ctx, id)
+}
+
+func (h *Handler) notify(ctx context.Context, v assetscan.Verdict) {
+	if h.Notify == nil {
+		return
+	}
+	if err := h.Notify(ctx, "verdict.final", v); err != nil {
+		loggerFrom(ctx).WarnContext(ctx, "notify subscribers", "error", err)
+	}
+}
+
+// reasonClass sorts an error into the metrics' reason classes.
+func reasonClass(err error) string {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case errors.Is(err, ErrNotReady):
+		return metrics.ReasonNotReady
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "deadline exceeded"):
+		return metrics.ReasonTimeout
+	case errors.Is(err, storage.ErrUnavailable) || strings.Contains(msg, "object storage"):
+		return metrics.ReasonStorage
+	case strings.Contains(msg, "malware") || strings.Contains(msg, "clamd"):
+		return metrics.ReasonMalwareEngine
+	case strings.Contains(msg, "vulnerability database") || strings.Contains(msg, "vulndb"):
+		return metrics.ReasonVulnDB
+	}
+	return metrics.ReasonOther
 }
 
 // RecordError records a final "error" verdict for a scan.
@@ -257,10 +334,11 @@ func (h *Handler) reuse(ctx context.Context, j Job, sum, name string, pol *polic
 	// The submitted digest is this submission's: judge it afresh.
 	kept := f.Findings[:0:0]
 	for _, fd := range f.Findings {
-		if fd.Rule != "format.digest_mismatch" {
+		if fd.Rule != "format.digest_mismatch" && fd.Rule != RuleDeclaredPassword {
 			kept = append(kept, fd)
 		}
 	}
+	kept = append(kept, j.Findings...)
 	if j.ExpectedSHA256 != "" && !strings.EqualFold(j.ExpectedSHA256, sum) {
 		kept = append(kept, assetscan.Finding{Check: assetscan.CheckFormat, Rule: "format.digest_mismatch", Path: name,
 			Message: fmt.Sprintf("content digest sha256:%s does not match the submitted sha256:%s", sum, strings.ToLower(j.ExpectedSHA256))})

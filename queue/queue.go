@@ -47,6 +47,9 @@ type Job struct {
 	VersionID      string         `json:"version_id,omitempty"`
 	ExpectedSHA256 string         `json:"sha256,omitempty"`
 	Size           int64          `json:"size"`
+	// Findings judged at submission (declared password complexity). The
+	// declared password itself is never in the job.
+	Findings []assetscan.Finding `json:"findings,omitempty"`
 }
 
 // QueueFor returns the queue for an object size.

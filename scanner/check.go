@@ -48,6 +48,9 @@ type Target struct {
 	// applied with whiteouts; VM images: the root file system), for checks
 	// that look at OS configuration. Nil for packages.
 	RootFS fs.FS
+	// DiskNames are the partition names of a VM disk (for readers that
+	// only read partitions they know by name).
+	DiskNames []string
 	// Findings are facts established before the checks ran (declared
 	// password complexity, unreadable layouts); the scan reports them.
 	Findings []assetscan.Finding

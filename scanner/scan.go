@@ -38,10 +38,23 @@ type Coverer interface {
 	Covers() []string
 }
 
+// Preparer turns an image asset into a Target: it unpacks or converts the
+// asset inside t.WorkDir and fills t.Asset (what trivy reads), t.Files,
+// t.Sources, t.RootFS and t.DiskNames. Hostile or unreadable input is
+// reported as findings; an error means the preparation itself failed.
+// When it leaves t.Asset empty, nothing could be read and no check runs.
+type Preparer interface {
+	Prepare(ctx context.Context, asset string, t *Target, lim archive.Limits) ([]assetscan.Finding, error)
+}
+
 // Scanner runs the checks over assets. It is safe for concurrent use.
 type Scanner struct {
 	Checks []Check
-	Log    *slog.Logger
+	// Preparers handle the image kinds; a kind without one is refused.
+	Preparers map[assetscan.Kind]Preparer
+	// OnCheck, optional, is told how long each check took.
+	OnCheck func(check string, d time.Duration)
+	Log     *slog.Logger
 }
 
 // Request is one asset to scan.
@@ -57,6 +70,9 @@ type Request struct {
 	SHA256 string
 	// ExpectedSHA256 is the digest the submitter expects; a mismatch fails.
 	ExpectedSHA256 string
+	// Findings established before the scan (declared password
+	// complexity, judged at submission) are added to the report.
+	Findings []assetscan.Finding
 	// WorkDir is the scan's private scratch dir; it must exist and is left
 	// for the caller to remove.
 	WorkDir string
@@ -92,6 +108,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 	rep := &Report{Size: fi.Size(), SHA256: strings.ToLower(req.SHA256)}
 	f := &rep.Findings
 	f.Engines = map[string]string{}
+	f.Findings = append(f.Findings, req.Findings...)
 	if rep.SHA256 == "" {
 		if rep.SHA256, err = fileSHA256(ctx, req.Path); err != nil {
 			return nil, err
@@ -172,6 +189,40 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			"findings", len(res.Findings), "duration", time.Since(start))
 	}
 
+	if req.Kind != assetscan.KindPackage {
+		p := s.Preparers[req.Kind]
+		if p == nil {
+			f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunError,
+				Reason: fmt.Sprintf("this worker does not handle %s assets", req.Kind)})
+			return rep, nil
+		}
+		t.Asset = ""
+		dir := filepath.Join(req.WorkDir, "image")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create image dir: %w", err)
+		}
+		t.WorkDir = dir
+		start := time.Now()
+		pf, err := p.Prepare(ctx, req.Path, t, req.Rules.Limits())
+		t.WorkDir = req.WorkDir
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("prepare image: %w", ctx.Err())
+			}
+			f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunError,
+				Reason: "image could not be prepared: " + scrub(err.Error(), req.WorkDir)})
+			return rep, nil
+		}
+		f.Findings = append(f.Findings, pf...)
+		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
+			Detail: fmt.Sprintf("%d files, %d streamed sources", len(t.Files), len(t.Sources))})
+		log.InfoContext(ctx, "image prepared", "files", len(t.Files), "findings", len(pf), "duration", time.Since(start))
+		if t.Asset == "" {
+			// Nothing readable: the findings say why; no check can run.
+			return rep, nil
+		}
+	}
+
 	s.runChecks(ctx, t, rep, log)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("scan: %w", ctx.Err())
@@ -203,6 +254,9 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 		names := []string{c.Name()}
 		if cv, ok := c.(Coverer); ok {
 			names = cv.Covers()
+		}
+		if s.OnCheck != nil {
+			s.OnCheck(c.Name(), o.dur)
 		}
 		run := assetscan.CheckRun{Status: assetscan.RunOK, Detail: o.res.Detail}
 		if o.err != nil {

@@ -34,6 +34,28 @@ type serviceConfig struct {
 
 	// Listen is the API's address (ASSETSCAN_LISTEN).
 	Listen string
+	// KeysFile lists the API keys (hashed) and their roles
+	// (ASSETSCAN_KEYS_FILE); required for serve. Format: auth package doc.
+	KeysFile string
+	// EventsList, when set, makes serve consume MinIO's bucket events from
+	// this Redis list and scan every upload (ASSETSCAN_EVENTS_LIST).
+	EventsList string
+	// EventsRedisDB is the Redis database MinIO's notification target
+	// writes to (ASSETSCAN_EVENTS_REDIS_DB, default 0).
+	EventsRedisDB int
+	// EventsIDs says where an upload's asset and seller ids come from:
+	// "metadata" (X-Amz-Meta-Asset-Id / -Seller-Id), "key"
+	// (<seller>/<asset>/<file>), or "metadata,key" (ASSETSCAN_EVENTS_IDS).
+	EventsIDs string
+	// TagVerdicts tags every scanned object assetscan-verdict=pass|fail|error
+	// (ASSETSCAN_TAG_VERDICTS).
+	TagVerdicts bool
+	// DBBucket, when set, makes workers poll it for DBs published with
+	// `assetscan db publish` and swap them in (ASSETSCAN_DB_BUCKET).
+	DBBucket string
+	// DBPollInterval is how often workers look for a newer DB
+	// (ASSETSCAN_DB_POLL_INTERVAL).
+	DBPollInterval time.Duration
 	// PolicyDir holds policy files applied by POST /v1/policies/reload and
 	// at start when newer than the stored ones (ASSETSCAN_POLICY_DIR).
 	PolicyDir string
@@ -83,6 +105,13 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.S3.Region, "s3-region", os.Getenv("ASSETSCAN_S3_REGION"), "S3 region")
 	fs.StringVar(&c.ReportsBucket, "reports-bucket", envOr("ASSETSCAN_REPORTS_BUCKET", "assetscan-reports"), "bucket for verdicts and findings")
 	fs.StringVar(&c.Listen, "listen", envOr("ASSETSCAN_LISTEN", "127.0.0.1:8080"), "API listen address")
+	fs.StringVar(&c.KeysFile, "keys-file", os.Getenv("ASSETSCAN_KEYS_FILE"), "API keys file (hashed keys and roles)")
+	fs.StringVar(&c.EventsList, "events-list", os.Getenv("ASSETSCAN_EVENTS_LIST"), "Redis list of MinIO bucket events to scan on upload; empty: off")
+	fs.IntVar(&c.EventsRedisDB, "events-redis-db", c.envInt("ASSETSCAN_EVENTS_REDIS_DB", 0), "Redis database of the events list")
+	fs.StringVar(&c.EventsIDs, "events-ids", envOr("ASSETSCAN_EVENTS_IDS", "metadata,key"), "where upload events take asset and seller ids from: metadata, key, or both")
+	fs.BoolVar(&c.TagVerdicts, "tag-verdicts", c.envBool("ASSETSCAN_TAG_VERDICTS", false), "tag scanned objects assetscan-verdict=pass|fail|error")
+	fs.StringVar(&c.DBBucket, "db-bucket", os.Getenv("ASSETSCAN_DB_BUCKET"), "bucket workers poll for published vulnerability DBs; empty: off")
+	fs.DurationVar(&c.DBPollInterval, "db-poll-interval", c.envDuration("ASSETSCAN_DB_POLL_INTERVAL", 10*time.Minute), "how often workers look for a newer DB")
 	fs.StringVar(&c.PolicyDir, "policy-dir", os.Getenv("ASSETSCAN_POLICY_DIR"), "directory of policy files (*.yaml) to apply when newer")
 	fs.StringVar(&c.HealthListen, "health-listen", os.Getenv("ASSETSCAN_HEALTH_LISTEN"), "worker health endpoint address (/healthz, /readyz); empty: off")
 	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")

@@ -23,9 +23,10 @@ import (
 // They are for the zero-setup demo only; tests of the pipeline use a real
 // Redis and a real MinIO.
 type embeddedServices struct {
-	dir   string
-	redis *miniredis.Miniredis
-	s3    *httptest.Server
+	tokens map[string]string // demo API keys by name
+	dir    string
+	redis  *miniredis.Miniredis
+	s3     *httptest.Server
 }
 
 const (
@@ -96,12 +97,14 @@ func (e *embeddedServices) Close() {
 func (e *embeddedServices) printHelp(w io.Writer, apiAddr string) {
 	fmt.Fprintf(w, `assetscan embedded demo: API on http://%[1]s, in-process Redis and S3, one in-process worker.
 Demo packages in bucket %[2]q: seller-1/clean-app.zip, seller-1/vulnerable-app.zip, seller-1/bad name!.zip
+Throwaway API keys: asset center %[3]s, seller-1 %[4]s, security staff %[5]s
 
-  curl -s -XPOST http://%[1]s/v1/scans -d '{"asset_id":"a-1","seller_id":"seller-1","kind":"package","bucket":"%[2]s","key":"seller-1/vulnerable-app.zip"}'
-  curl -s http://%[1]s/v1/assets/a-1/scan
+  curl -s -H 'Authorization: Bearer %[3]s' -XPOST http://%[1]s/v1/scans -d '{"asset_id":"a-1","seller_id":"seller-1","kind":"package","bucket":"%[2]s","key":"seller-1/vulnerable-app.zip"}'
+  curl -s -H 'Authorization: Bearer %[4]s' http://%[1]s/v1/assets/a-1/scan
+  curl -s -H 'Authorization: Bearer %[5]s' http://%[1]s/v1/policies
 
 Stop with Ctrl-C.
-`, apiAddr, demoUploads)
+`, apiAddr, demoUploads, e.tokens["asset-center"], e.tokens["seller-1"], e.tokens["staff"])
 }
 
 func demoPackages() map[string]map[string]string {

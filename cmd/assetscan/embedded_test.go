@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/auth"
 	"github.com/assetscan/assetscan/storage"
 )
 
@@ -59,9 +62,19 @@ func TestServeEmbedded(t *testing.T) {
 	ln.Close()
 	done := make(chan error, 1)
 	var out, errb bytes.Buffer
+	tok, hash := auth.NewKey()
+	keys := filepath.Join(t.TempDir(), "keys.yaml")
+	if err := os.WriteFile(keys, []byte("keys:\n  - name: ac\n    role: asset-center\n    key_sha256: "+hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- cmdServe(ctx, []string{"--embedded", "--listen", "127.0.0.1:" + strconv.Itoa(port), "--log-level", "warn"}, &out, &errb)
+		done <- cmdServe(ctx, []string{"--embedded", "--keys-file", keys, "--listen", "127.0.0.1:" + strconv.Itoa(port), "--log-level", "warn"}, &out, &errb)
 	}()
+	do := func(method, url string, body []byte) (*http.Response, error) {
+		req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return http.DefaultClient.Do(req)
+	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -88,7 +101,7 @@ func TestServeEmbedded(t *testing.T) {
 	for key := range want {
 		i++
 		body, _ := json.Marshal(map[string]string{"asset_id": "a" + strconv.Itoa(i), "seller_id": "seller-1", "kind": "package", "bucket": demoUploads, "key": key})
-		resp, err := http.Post(base+"/v1/scans", "application/json", bytes.NewReader(body))
+		resp, err := do("POST", base+"/v1/scans", body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +118,7 @@ func TestServeEmbedded(t *testing.T) {
 	for key, id := range ids {
 		deadline := time.Now().Add(90 * time.Second)
 		for {
-			resp, err := http.Get(base + "/v1/scans/" + id)
+			resp, err := do("GET", base+"/v1/scans/"+id, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,5 +148,11 @@ func TestServeEmbedded(t *testing.T) {
 	}
 	if !bytes.Contains(out.Bytes(), []byte("curl")) {
 		t.Errorf("no usage help printed: %s", out.String())
+	}
+	// Without credentials nothing but health answers.
+	resp, err := http.Get(base + "/v1/scans/" + ids["seller-1/clean-app.zip"])
+	if err == nil {
+		resp.Body.Close()
+		t.Errorf("server still answering after stop: %d", resp.StatusCode)
 	}
 }

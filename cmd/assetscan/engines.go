@@ -41,7 +41,17 @@ type engines struct {
 	Checks  []scanner.Check
 	Trivy   *trivy.Engine // nil when the DB could not be opened
 	Monitor *clamav.Monitor
-	closers []func()
+	// Preparers unpack and convert image assets.
+	Preparers map[assetscan.Kind]scanner.Preparer
+	closers   []func()
+}
+
+// DB describes the vulnerability DB in use (zero without one).
+func (e *engines) DB() assetscan.DBRef {
+	if e.Trivy == nil {
+		return assetscan.DBRef{}
+	}
+	return e.Trivy.DB()
 }
 
 func (e *engines) Close() {

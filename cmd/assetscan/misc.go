@@ -7,14 +7,19 @@ import (
 	"io"
 	"runtime/debug"
 
+	"github.com/assetscan/assetscan/dbsync"
 	"github.com/assetscan/assetscan/scanner/clamav"
 	"github.com/assetscan/assetscan/scanner/trivy"
+	"github.com/assetscan/assetscan/storage"
 	"github.com/assetscan/assetscan/vulndb"
 )
 
-func cmdDB(_ context.Context, args []string, stdout io.Writer) error {
+func cmdDB(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "publish" {
+		return cmdDBPublish(ctx, args[1:], stdout)
+	}
 	if len(args) != 2 || args[0] != "build-fixture" {
-		return fmt.Errorf("usage: assetscan db build-fixture DIR")
+		return fmt.Errorf("usage: assetscan db build-fixture DIR | assetscan db publish --db-bucket BUCKET DIR")
 	}
 	if err := vulndb.BuildDefault(args[1]); err != nil {
 		return err
@@ -42,4 +47,34 @@ func versionString() string {
 		v = bi.Main.Version
 	}
 	return fmt.Sprintf("assetscan %s (trivy %s)", v, trivy.Version())
+}
+
+// cmdDBPublish uploads a trivy cache dir's DB to object storage for the
+// workers' pollers (--db-bucket on the worker).
+func cmdDBPublish(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("db publish", flag.ContinueOnError)
+	var cfg serviceConfig
+	cfg.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 || cfg.DBBucket == "" {
+		return fmt.Errorf("usage: assetscan db publish --db-bucket BUCKET [s3 flags] DIR")
+	}
+	if err := cfg.S3.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	obj, err := storage.NewObjects(cfg.S3)
+	if err != nil {
+		return err
+	}
+	if err := obj.EnsureBucket(ctx, cfg.DBBucket); err != nil {
+		return err
+	}
+	pub, err := dbsync.Publish(ctx, obj.Client(), cfg.DBBucket, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "published %s (built %s, %s) to %s/%s\n", fs.Arg(0), pub.UpdatedAt.Format("2006-01-02T15:04:05Z07:00"), pub.Digest, cfg.DBBucket, pub.Path)
+	return nil
 }

@@ -12,14 +12,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/api"
+	"github.com/assetscan/assetscan/auth"
+	"github.com/assetscan/assetscan/callbacks"
+	"github.com/assetscan/assetscan/dbsync"
+	"github.com/assetscan/assetscan/events"
+	"github.com/assetscan/assetscan/metrics"
 	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/queue"
 	"github.com/assetscan/assetscan/reeval"
@@ -48,8 +56,26 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer demo.Close()
 	}
-	if err := cfg.validate(*embedded); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+	verr := cfg.validate(*embedded)
+	if cfg.KeysFile == "" && !*embedded {
+		verr = errors.Join(verr, errors.New("--keys-file (ASSETSCAN_KEYS_FILE) is required: every endpoint but health needs an API key"))
+	}
+	if verr != nil {
+		return fmt.Errorf("configuration:\n%w", verr)
+	}
+	var keys *auth.Keyring
+	if cfg.KeysFile != "" {
+		k, err := auth.LoadKeys(cfg.KeysFile)
+		if err != nil {
+			return fmt.Errorf("configuration: %w", err)
+		}
+		keys = k
+	} else {
+		k, tokens, err := demoKeys()
+		if err != nil {
+			return err
+		}
+		keys, demo.tokens = k, tokens
 	}
 	log := newLogger(stderr, cfg.LogLevel)
 	rdb := cfg.redisClient()
@@ -67,7 +93,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := pstore.Seed(ctx); err != nil {
 		return fmt.Errorf("seed policies: %w", err)
 	}
-	ev := &reeval.Evaluator{Verdicts: store, Log: log}
+	reg := prometheus.NewRegistry()
+	met := metrics.New(reg)
+	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), []string{queue.QueueSmall, queue.QueueLarge, callbacks.Queue}))
+	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix)
+	notifier := &callbacks.Notifier{Client: client, Store: cbStore}
+	ev := &reeval.Evaluator{Verdicts: store, Log: log, Notify: notifier.Notify}
 	if cfg.PolicyDir != "" {
 		applied, err := pstore.LoadDir(ctx, cfg.PolicyDir)
 		if err != nil {
@@ -88,7 +119,23 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Policies:      pstore,
 		Reeval:        ev,
 		PolicyDir:     cfg.PolicyDir,
+		Keys:          keys,
+		Callbacks:     cbStore,
+		Metrics:       met,
 		Log:           log,
+		Mounts: []api.Mount{
+			{Prefix: "/metrics", Action: auth.ActQueueUI, Handler: metrics.Handler(reg)},
+			{Prefix: "/queues/", Action: auth.ActQueueUI, Handler: asynqmon.New(asynqmon.Options{
+				RootPath: "/queues", RedisConnOpt: asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}})},
+		},
+	}
+	if cfg.EventsList != "" {
+		c, err := eventsConsumer(&cfg, srv, obj, log)
+		if err != nil {
+			return err
+		}
+		go func() { _ = c.Run(ctx) }()
+		log.Info("scanning uploads from bucket events", "list", cfg.EventsList, "ids_from", cfg.EventsIDs)
 	}
 
 	var wg sync.WaitGroup
@@ -103,7 +150,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer eng.Close()
 		wg.Go(func() {
-			if err := runWorker(wctx, &cfg, rdb, obj, store, eng, log); err != nil {
+			if err := runWorker(wctx, &cfg, rdb, obj, store, eng, nil, log); err != nil {
 				log.Error("embedded worker", "error", err)
 			}
 		})
@@ -171,14 +218,30 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer eng.Close()
-	return runWorker(ctx, &cfg, rdb, obj, store, eng, log)
+	reg := prometheus.NewRegistry()
+	return runWorker(ctx, &cfg, rdb, obj, store, eng, reg, log)
 }
 
 // runWorker runs the asynq server and the reaper until ctx ends, then shuts
 // down gracefully: running scans get ShutdownTimeout to finish, then are
 // handed back to the queue.
 func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClient, obj *storage.Objects,
-	store *storage.Store, eng *engines, log *slog.Logger) error {
+	store *storage.Store, eng *engines, reg *prometheus.Registry, log *slog.Logger) error {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	met := metrics.New(reg)
+	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), []string{queue.QueueSmall, queue.QueueLarge, callbacks.Queue}))
+	if eng.Trivy != nil {
+		met.SetVulnDBSource(eng.Trivy.DB)
+	}
+	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix)
+	notifier := &callbacks.Notifier{Client: asynq.NewClientFromRedisClient(rdb), Store: cbStore}
+	cbSrv, cbMux := callbacks.NewServer(rdb, &callbacks.Deliverer{Store: cbStore, Log: log}, callbacks.ServerConfig{Log: log})
+	if err := cbSrv.Start(cbMux); err != nil {
+		return fmt.Errorf("start callback delivery: %w", err)
+	}
+	defer cbSrv.Shutdown()
 	weights, err := cfg.queueWeights()
 	if err != nil {
 		return err
@@ -188,12 +251,23 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 		return fmt.Errorf("seed policies: %w", err)
 	}
 	policy := pstore.ForKind
+	notify := func(ctx context.Context, event string, v assetscan.Verdict) error {
+		if cfg.TagVerdicts && v.Object.Bucket != "" {
+			if err := events.TagVerdict(ctx, obj.Client(), v.Object.Bucket, v.Object.Key, v.Object.VersionID, v.Verdict); err != nil {
+				log.WarnContext(ctx, "tag object with verdict", "scan_id", v.ScanID, "error", err)
+			}
+		}
+		return notifier.Notify(ctx, event, v)
+	}
 	h := &queue.Handler{
 		Content:  store,
 		DBDigest: eng.DBDigest,
+		DB:       eng.DB,
+		Notify:   notify,
+		Metrics:  met,
 		Records:  store,
 		Fetcher:  obj,
-		Scanner:  &scanner.Scanner{Checks: eng.Checks, Log: log},
+		Scanner:  &scanner.Scanner{Checks: eng.Checks, Preparers: eng.Preparers, OnCheck: met.ObserveCheck, Log: log},
 		Policy:   policy,
 		WorkRoot: filepath.Join(cfg.WorkDir, "scans"),
 		Ready:    eng.Ready,
@@ -213,8 +287,29 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go reaper.Run(rctx, time.Minute)
+	if eng.Monitor != nil {
+		go func() {
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				ok, _ := eng.Monitor.Healthy()
+				met.SetMalwareEngineHealthy(ok)
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	if cfg.DBBucket != "" && eng.Trivy != nil {
+		p := &dbsync.Poller{S3: obj.Client(), Bucket: cfg.DBBucket, Root: filepath.Join(cfg.WorkDir, "vulndb"),
+			Interval: cfg.DBPollInterval, Current: eng.Trivy.DB, Swap: eng.Trivy.SwapDB, Log: log}
+		go p.Run(rctx)
+		log.Info("polling for published vulnerability DBs", "bucket", cfg.DBBucket, "interval", cfg.DBPollInterval)
+	}
 	if cfg.HealthListen != "" {
-		hs, err := serveWorkerHealth(cfg.HealthListen, store, obj, cfg.ReportsBucket, eng, log)
+		hs, err := serveWorkerHealth(cfg.HealthListen, store, obj, cfg.ReportsBucket, eng, reg, log)
 		if err != nil {
 			srv.Shutdown()
 			return err
@@ -232,8 +327,9 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 // and storage reachable, the vulnerability DB open, the malware engine's
 // canary passing. A worker that is not ready takes no jobs (the handler
 // hands them back), so /readyz and job intake agree.
-func serveWorkerHealth(addr string, store *storage.Store, obj *storage.Objects, bucket string, eng *engines, log *slog.Logger) (*http.Server, error) {
+func serveWorkerHealth(addr string, store *storage.Store, obj *storage.Objects, bucket string, eng *engines, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -271,4 +367,59 @@ func serveWorkerHealth(addr string, store *storage.Store, obj *storage.Objects, 
 	go func() { _ = hs.Serve(ln) }()
 	log.Info("worker health listening", "addr", ln.Addr().String())
 	return hs, nil
+}
+
+// eventsConsumer builds the scan-on-upload consumer: MinIO's Redis
+// notification target pushes bucket events to a list; each upload becomes
+// a submission through the same path as POST /v1/scans.
+func eventsConsumer(cfg *serviceConfig, srv *api.Server, obj *storage.Objects, log *slog.Logger) (*events.Consumer, error) {
+	m := events.Mapping{}
+	for _, part := range strings.Split(cfg.EventsIDs, ",") {
+		switch strings.TrimSpace(part) {
+		case "metadata":
+			m.FromMetadata = true
+		case "key":
+			m.FromKeyLayout = true
+		default:
+			return nil, fmt.Errorf("--events-ids: %q is not metadata or key", part)
+		}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("--events-ids: %w", err)
+	}
+	erdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.EventsRedisDB})
+	return &events.Consumer{Redis: erdb, List: cfg.EventsList, Submitter: apiSubmitter{srv}, Mapping: m,
+		S3: obj.Client(), Log: log}, nil
+}
+
+// apiSubmitter submits upload events through the API's own path.
+type apiSubmitter struct{ srv *api.Server }
+
+func (a apiSubmitter) Submit(ctx context.Context, r events.Request) (string, bool, error) {
+	resp, created, err := a.srv.Submit(ctx, api.SubmitRequest{AssetID: r.AssetID, SellerID: r.SellerID,
+		Kind: assetscan.Kind(r.Kind), Bucket: r.Bucket, Key: r.Key, VersionID: r.VersionID})
+	var se *api.SubmitError
+	if errors.As(err, &se) && se.Permanent() {
+		return "", false, fmt.Errorf("%w: %w", events.ErrPermanent, err)
+	}
+	return resp.ScanID, created, err
+}
+
+// demoKeys makes throwaway API keys for the embedded demo.
+func demoKeys() (*auth.Keyring, map[string]string, error) {
+	tokens := map[string]string{}
+	var b strings.Builder
+	b.WriteString("keys:\n")
+	for _, e := range []struct{ name, role, seller string }{
+		{"asset-center", "asset-center", ""}, {"seller-1", "seller", "seller-1"}, {"staff", "security-staff", ""},
+	} {
+		tok, hash := auth.NewKey()
+		tokens[e.name] = tok
+		fmt.Fprintf(&b, "  - name: %s\n    role: %s\n    key_sha256: %s\n", e.name, e.role, hash)
+		if e.seller != "" {
+			fmt.Fprintf(&b, "    seller_id: %s\n", e.seller)
+		}
+	}
+	k, err := auth.ParseKeys([]byte(b.String()))
+	return k, tokens, err
 }

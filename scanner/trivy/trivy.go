@@ -42,7 +42,10 @@ import (
 	"github.com/aquasecurity/trivy/pkg/fanal/analyzer"
 	"github.com/aquasecurity/trivy/pkg/fanal/applier"
 	"github.com/aquasecurity/trivy/pkg/fanal/artifact"
+	imageart "github.com/aquasecurity/trivy/pkg/fanal/artifact/image"
 	localart "github.com/aquasecurity/trivy/pkg/fanal/artifact/local"
+	vmart "github.com/aquasecurity/trivy/pkg/fanal/artifact/vm"
+	fimage "github.com/aquasecurity/trivy/pkg/fanal/image"
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
 	"github.com/aquasecurity/trivy/pkg/fanal/walker"
 	"github.com/aquasecurity/trivy/pkg/javadb"
@@ -91,6 +94,11 @@ type Engine struct {
 	dbRef assetscan.DBRef
 	// buildMu serialises artifact construction (a measured data race).
 	buildMu sync.Mutex
+	// vmMu serialises VM scans: trivy's list of permitted GPT partition
+	// names is a package variable its walker reads during the scan, and
+	// VM scans widen it (see ScanVM).
+	vmMu      sync.Mutex
+	diskNames map[string]bool
 
 	secretConfig string
 }
@@ -212,9 +220,84 @@ func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 			return scanner.Result{}, errors.New("trivy: package target has no extracted root")
 		}
 		return c.e.ScanDir(ctx, t.Root)
+	case assetscan.KindContainerImage:
+		return c.e.ScanImage(ctx, t.Asset)
+	case assetscan.KindVMImage:
+		return c.e.ScanVM(ctx, t.Asset, t.DiskNames)
 	default:
 		return scanner.Result{}, fmt.Errorf("trivy: kind %q not supported", t.Kind)
 	}
+}
+
+// ScanImage scans a container image from a docker-save style archive
+// (plain or gzipped): OS packages of the base distribution and language
+// packages in every layer, and secrets.
+func (e *Engine) ScanImage(ctx context.Context, archivePath string) (scanner.Result, error) {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	img, err := fimage.NewArchiveImage(archivePath)
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("trivy image: %w", err)
+	}
+	c := cache.NewMemoryCache()
+	e.buildMu.Lock()
+	art, err := imageart.NewArtifact(img, c, e.artifactOption())
+	e.buildMu.Unlock()
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("trivy image artifact: %w", err)
+	}
+	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })
+}
+
+// ScanVM scans a raw disk or monolithicSparse VMDK (convert other formats
+// first). trivy's VM walker silently skips GPT partitions whose name is not
+// in its permitted list; the names the caller found on this disk are added
+// to that list first, so no readable partition is skipped.
+func (e *Engine) ScanVM(ctx context.Context, diskPath string, partNames []string) (scanner.Result, error) {
+	e.vmMu.Lock()
+	defer e.vmMu.Unlock()
+	if e.diskNames == nil {
+		e.diskNames = map[string]bool{}
+	}
+	var add []string
+	for _, n := range partNames {
+		if n != "" && len(n) <= 72 && !e.diskNames[n] && len(e.diskNames) < 10000 {
+			e.diskNames[n] = true
+			add = append(add, n)
+		}
+	}
+	if len(add) > 0 {
+		walker.AppendPermitDiskName(add...)
+	}
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	c := cache.NewMemoryCache()
+	e.buildMu.Lock()
+	art, err := vmart.NewArtifact(diskPath, c, walker.NewVM(), e.artifactOption())
+	e.buildMu.Unlock()
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("trivy vm artifact: %w", err)
+	}
+	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })
+}
+
+// run scans an artifact and converts the report; the caller holds dbMu.
+func (e *Engine) run(ctx context.Context, c cache.Cache, art artifact.Artifact, rel func(string) string) (scanner.Result, error) {
+	if e.dbRef.UpdatedAt.IsZero() {
+		return scanner.Result{}, ErrNoDB
+	}
+	rep, err := e.service(c, art).ScanArtifact(ctx, e.scanOptions())
+	if err != nil {
+		if ctx.Err() != nil {
+			return scanner.Result{}, fmt.Errorf("trivy scan: %w", ctx.Err())
+		}
+		return scanner.Result{}, fmt.Errorf("trivy scan: %w", err)
+	}
+	res := convert(rep, rel)
+	res.Engines = map[string]string{"trivy": Version()}
+	ref := e.dbRef
+	res.DB = &ref
+	return res, nil
 }
 
 // ScanDir scans an extracted package rooted at root. trivy is pointed at
