@@ -31,6 +31,13 @@ type Rules interface {
 	Limits() archive.Limits
 }
 
+// Applier is implemented by a Check that applies to some asset kinds only
+// (the OS account check: images). A check that does not apply is not run
+// and not recorded.
+type Applier interface {
+	AppliesTo(kind assetscan.Kind) bool
+}
+
 // Coverer is implemented by a Check that performs several of the rule
 // book's checks in one pass (trivy: vulnerabilities and secrets). The scan
 // records one check run per covered name.
@@ -238,9 +245,16 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 		err error
 		dur time.Duration
 	}
-	outs := make([]outcome, len(s.Checks))
+	var checks []Check
+	for _, c := range s.Checks {
+		if a, ok := c.(Applier); ok && !a.AppliesTo(t.Kind) {
+			continue
+		}
+		checks = append(checks, c)
+	}
+	outs := make([]outcome, len(checks))
 	var wg sync.WaitGroup
-	for i, c := range s.Checks {
+	for i, c := range checks {
 		wg.Go(func() {
 			start := time.Now()
 			res, err := c.Run(ctx, t)
@@ -249,7 +263,7 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 	}
 	wg.Wait()
 	f := &rep.Findings
-	for i, c := range s.Checks {
+	for i, c := range checks {
 		o := outs[i]
 		names := []string{c.Name()}
 		if cv, ok := c.(Coverer); ok {

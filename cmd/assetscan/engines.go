@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/image"
 	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scanner/accounts"
 	"github.com/assetscan/assetscan/scanner/clamav"
 	"github.com/assetscan/assetscan/scanner/trivy"
 	"github.com/assetscan/assetscan/vulndb"
@@ -105,6 +107,11 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 		e.closers = append(e.closers, func() { _ = te.Close() })
 	}
 
+	e.Checks = append(e.Checks, imageOnly{accounts.Check{}})
+	e.Preparers = map[assetscan.Kind]scanner.Preparer{
+		assetscan.KindContainerImage: image.Preparer{},
+	}
+
 	addr := cfg.Clamd
 	var sigDigest string
 	if addr == "" && !cfg.NoPrivateClamd {
@@ -154,6 +161,11 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	e.closers = append(e.closers, cancel)
 	return e, nil
 }
+
+// imageOnly runs a check on image assets only.
+type imageOnly struct{ scanner.Check }
+
+func (imageOnly) AppliesTo(k assetscan.Kind) bool { return k != assetscan.KindPackage }
 
 // brokenCheck stands in for an engine that could not be opened: it always
 // reports that the check did not run.

@@ -84,7 +84,7 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	abs, _ := filepath.Abs(path)
-	s := &scanner.Scanner{Checks: eng.Checks, Log: log}
+	s := &scanner.Scanner{Checks: eng.Checks, Preparers: eng.Preparers, Log: log}
 	start := time.Now()
 	rep, err := s.Scan(ctx, scanner.Request{Kind: k, Path: abs, Name: *name, ExpectedSHA256: *sha, WorkDir: scanWork, Rules: pol})
 	if err != nil {

@@ -36,7 +36,7 @@ import (
 )
 
 // supportedKinds are the asset kinds workers handle.
-var supportedKinds = []assetscan.Kind{assetscan.KindPackage}
+var supportedKinds = []assetscan.Kind{assetscan.KindPackage, assetscan.KindContainerImage}
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -198,7 +198,16 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		findings = append(findings, finding(files[u.file].f, u, r.Signature))
 	}
 
+	srcFindings, srcFiles, srcBytes, err := k.scanSources(ctx, t.Sources)
+	if err != nil {
+		return scanner.Result{}, err
+	}
+	findings = append(findings, srcFindings...)
+
 	detail := fmt.Sprintf("%d files", len(t.Files))
+	if len(t.Sources) > 0 {
+		detail += fmt.Sprintf("; %d streamed files, %d bytes (%s)", srcFiles, srcBytes, humanBytes(srcBytes))
+	}
 	if len(t.Files) > 0 {
 		detail += fmt.Sprintf(", %d bytes (%s), %d streams", fileBytes, humanBytes(fileBytes), len(units))
 		if windowed > 0 {
@@ -207,6 +216,42 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		}
 	}
 	return scanner.Result{Findings: findings, Detail: detail, Engines: engines}, nil
+}
+
+// scanSources streams every file of each source (files inside VM disk
+// images) to clamd, one at a time. A streamed file cannot be re-read for
+// overlapping windows, so one larger than MaxStreamBytes is reported as not
+// fully scanned (malware.unscannable), never as clean.
+func (k *Check) scanSources(ctx context.Context, srcs []scanner.FileSource) ([]assetscan.Finding, int, int64, error) {
+	var findings []assetscan.Finding
+	n, total := 0, int64(0)
+	for _, src := range srcs {
+		err := src.Walk(ctx, func(f scanner.File, r io.Reader) error {
+			n++
+			if f.Size > k.cfg.MaxStreamBytes {
+				findings = append(findings, assetscan.Finding{Check: assetscan.CheckMalware, Rule: RuleUnscannable, Path: f.Path, Layer: f.Layer,
+					Message: fmt.Sprintf("file of %s inside the image is larger than the %s the malware engine scans in one stream; it was not fully scanned", humanBytes(f.Size), humanBytes(k.cfg.MaxStreamBytes))})
+				return nil
+			}
+			cr := &countingReader{r: r}
+			reply, err := k.client.Scan(ctx, cr)
+			if err != nil {
+				return fmt.Errorf("malware check: %q: %w", f.Path, err)
+			}
+			if cr.n != f.Size && f.Size > 0 {
+				return fmt.Errorf("malware check: %q: read %d of %d bytes", f.Path, cr.n, f.Size)
+			}
+			total += cr.n
+			if reply.Status == StatusFound {
+				findings = append(findings, finding(f, unit{wins: 1}, reply.Signature))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, n, total, err
+		}
+	}
+	return findings, n, total, nil
 }
 
 func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, replies []Reply) error {
