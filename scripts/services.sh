@@ -64,7 +64,15 @@ wait_for() { # name, tries, command...
   log "$name did not become ready"; return 1
 }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start() {
+  for p in "$redis_port" "$minio_port"; do
+    if port_busy "$p"; then
+      log "port $p is already in use: another instance? set ASSETSCAN_TEST_REDIS_PORT / ASSETSCAN_TEST_MINIO_PORT"
+      exit 1
+    fi
+  done
   ensure_packages
   # Redis: our own instance, AOF on so restart tests keep data.
   mkdir -p "$dir/redis"
