@@ -64,7 +64,8 @@ func TestScanOnUpload(t *testing.T) {
 	// Consumer starts: a second API process with the events list.
 	port := freePort(t)
 	s.start("api-events", []string{"serve"}, "ASSETSCAN_LISTEN=127.0.0.1:"+strconv.Itoa(port),
-		"ASSETSCAN_EVENTS_LIST="+eventsKey, "ASSETSCAN_EVENTS_IDS=metadata,key")
+		"ASSETSCAN_EVENTS_LIST="+eventsKey, "ASSETSCAN_EVENTS_IDS=metadata,key",
+		"ASSETSCAN_EVENTS_REDIS_ADDR="+testEnv.redisAddr) // MinIO's notification target
 	for _, k := range keys {
 		asset := strings.Split(k, "/")[1]
 		deadline := time.Now().Add(2 * time.Minute)
@@ -255,7 +256,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 	}
 	aport := freePort(t)
 	s.start("api-private-redis", []string{"serve"}, "ASSETSCAN_LISTEN=127.0.0.1:"+strconv.Itoa(aport),
-		"ASSETSCAN_REDIS_ADDR=127.0.0.1:"+strconv.Itoa(rport), "ASSETSCAN_REDIS_DB=0")
+		"ASSETSCAN_REDIS_ADDR=127.0.0.1:"+strconv.Itoa(rport))
 	url := "http://127.0.0.1:" + strconv.Itoa(aport) + "/readyz"
 	s.waitReady(url, 30*time.Second)
 	_ = red.Process.Kill()

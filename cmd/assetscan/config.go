@@ -40,6 +40,9 @@ type serviceConfig struct {
 	// EventsList, when set, makes serve consume MinIO's bucket events from
 	// this Redis list and scan every upload (ASSETSCAN_EVENTS_LIST).
 	EventsList string
+	// EventsRedisAddr is the Redis MinIO's notification target writes to
+	// (ASSETSCAN_EVENTS_REDIS_ADDR); default: --redis-addr.
+	EventsRedisAddr string
 	// EventsRedisDB is the Redis database MinIO's notification target
 	// writes to (ASSETSCAN_EVENTS_REDIS_DB, default 0).
 	EventsRedisDB int
@@ -107,6 +110,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", envOr("ASSETSCAN_LISTEN", "127.0.0.1:8080"), "API listen address")
 	fs.StringVar(&c.KeysFile, "keys-file", os.Getenv("ASSETSCAN_KEYS_FILE"), "API keys file (hashed keys and roles)")
 	fs.StringVar(&c.EventsList, "events-list", os.Getenv("ASSETSCAN_EVENTS_LIST"), "Redis list of MinIO bucket events to scan on upload; empty: off")
+	fs.StringVar(&c.EventsRedisAddr, "events-redis-addr", os.Getenv("ASSETSCAN_EVENTS_REDIS_ADDR"), "Redis of the events list (default: --redis-addr)")
 	fs.IntVar(&c.EventsRedisDB, "events-redis-db", c.envInt("ASSETSCAN_EVENTS_REDIS_DB", 0), "Redis database of the events list")
 	fs.StringVar(&c.EventsIDs, "events-ids", envOr("ASSETSCAN_EVENTS_IDS", "metadata,key"), "where upload events take asset and seller ids from: metadata, key, or both")
 	fs.BoolVar(&c.TagVerdicts, "tag-verdicts", c.envBool("ASSETSCAN_TAG_VERDICTS", false), "tag scanned objects assetscan-verdict=pass|fail|error")

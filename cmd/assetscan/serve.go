@@ -387,7 +387,11 @@ func eventsConsumer(cfg *serviceConfig, srv *api.Server, obj *storage.Objects, l
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("--events-ids: %w", err)
 	}
-	erdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.EventsRedisDB})
+	addr := cfg.EventsRedisAddr
+	if addr == "" {
+		addr = cfg.RedisAddr
+	}
+	erdb := redis.NewClient(&redis.Options{Addr: addr, Password: cfg.RedisPassword, DB: cfg.EventsRedisDB})
 	return &events.Consumer{Redis: erdb, List: cfg.EventsList, Submitter: apiSubmitter{srv}, Mapping: m,
 		S3: obj.Client(), Log: log}, nil
 }
