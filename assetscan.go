@@ -127,8 +127,29 @@ type Malware struct {
 type Component struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
-	Type    string `json:"type"`
-	Path    string `json:"path,omitempty"`
+	// Type is the ecosystem (npm, jar, pip, gomod, …) or, for OS packages,
+	// the OS family (debian, alpine, …).
+	Type string `json:"type"`
+	// OS marks an OS package; the source package fields below are what
+	// distributions' advisories are keyed on.
+	OS         bool   `json:"os,omitempty"`
+	Release    string `json:"release,omitempty"`
+	Epoch      int    `json:"epoch,omitempty"`
+	Arch       string `json:"arch,omitempty"`
+	SrcName    string `json:"src_name,omitempty"`
+	SrcVersion string `json:"src_version,omitempty"`
+	SrcRelease string `json:"src_release,omitempty"`
+	SrcEpoch   int    `json:"src_epoch,omitempty"`
+	Path       string `json:"path,omitempty"`
+	// Target is where trivy found the package (lock file, image layer
+	// list); packages of one target are re-matched together.
+	Target string `json:"target,omitempty"`
+}
+
+// OSInfo is the operating system found in an image.
+type OSInfo struct {
+	Family string `json:"family"`
+	Name   string `json:"name"`
 }
 
 // CheckRun records whether a check ran. A check that did not run to the end
@@ -189,6 +210,8 @@ type Findings struct {
 	// Engines maps an engine to its version ("trivy" -> "v0.74.0").
 	Engines map[string]string `json:"engines,omitempty"`
 	DB      *DBRef            `json:"vulndb,omitempty"`
+	// OS is the operating system of an image, for re-matching its packages.
+	OS *OSInfo `json:"os,omitempty"`
 }
 
 // Verdict is the verdict document: the record of a finished scan, as the API

@@ -163,6 +163,18 @@ func TestVulnDBAcrossTheFleet(t *testing.T) {
 	dbBucket := "vulndb-" + strconv.Itoa(s.redisDB) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 10)
 	s.startWorker("ASSETSCAN_DB_BUCKET="+dbBucket, "ASSETSCAN_DB_POLL_INTERVAL=1s")
 
+	// A package that fails under the shipped DB (CVE-2019-10744); its
+	// object is then deleted: a DB update must re-match its stored
+	// inventory, not download it again.
+	s.upload("s/lodash-app.zip", pkg(t, archive.FormatZip, map[string][]byte{"app/package-lock.json": []byte(lodashLock)}))
+	lodashID := s.submit("a-lodash", "s/lodash-app.zip")
+	if v := s.wait(lodashID, 2*time.Minute); v.Verdict != assetscan.Fail {
+		t.Fatalf("lodash package: %s", v.Verdict)
+	}
+	if err := s.s3.RemoveObject(context.Background(), s.uploads, "s/lodash-app.zip", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The fixture DB was built 2026-11-01: with max_age 24h it is stale.
 	code, b := s.putPolicy("default-package", func(d string) string { return d + "\nvulndb:\n  max_age: 24h\n" })
 	if code != http.StatusOK {
@@ -174,11 +186,18 @@ func TestVulnDBAcrossTheFleet(t *testing.T) {
 		t.Fatalf("stale DB: %s (%s)", v.Verdict, v.Reason)
 	}
 
-	// Publish a fresh DB.
+	// Publish a fresh DB in which the CVE-2019-10744 advisory was withdrawn.
 	fx, err := vulndb.DefaultFixtures()
 	if err != nil {
 		t.Fatal(err)
 	}
+	kept := fx.Advisories[:0]
+	for _, a := range fx.Advisories {
+		if a.VulnerabilityID != "CVE-2019-10744" {
+			kept = append(kept, a)
+		}
+	}
+	fx.Advisories = kept
 	fresh := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	dir := t.TempDir()
 	if err := vulndb.Build(dir, fx, fresh); err != nil {
@@ -201,6 +220,22 @@ func TestVulnDBAcrossTheFleet(t *testing.T) {
 			t.Fatalf("worker never used the published DB: last verdict %s (%s), db %+v", v.Verdict, v.Reason, v.VulnDB)
 		}
 		time.Sleep(time.Second)
+	}
+	// The stored inventory of the lodash package was re-matched: its
+	// verdict is superseded (only the MEDIUM CVE-2020-28500 is left).
+	deadline = time.Now().Add(time.Minute)
+	for {
+		v := s.wait(lodashID, time.Second)
+		if v.Revision == 2 {
+			if v.Verdict != assetscan.Pass || v.Supersedes != lodashID+"@1" || v.VulnDB == nil || !v.VulnDB.UpdatedAt.Equal(fresh) {
+				t.Fatalf("re-matched verdict: %s supersedes %q db %+v", v.Verdict, v.Supersedes, v.VulnDB)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DB update did not re-evaluate the stored inventory: revision %d", v.Revision)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

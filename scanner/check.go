@@ -75,6 +75,8 @@ type Result struct {
 	Engines map[string]string
 	// DB is the vulnerability DB matched against, if the check used one.
 	DB *assetscan.DBRef
+	// OS is the operating system found (images).
+	OS *assetscan.OSInfo
 }
 
 // Check is one check run over a target. Run returns an error when the check

@@ -289,6 +289,9 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 			if o.res.DB != nil {
 				f.DB = o.res.DB
 			}
+			if o.res.OS != nil {
+				f.OS = o.res.OS
+			}
 			log.InfoContext(ctx, "check done", "check", c.Name(), "findings", len(o.res.Findings), "duration", o.dur)
 		}
 		for _, n := range names {

@@ -353,3 +353,26 @@ func (s *Store) PingRedis(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PutFindings replaces the stored findings of a scan (after re-matching
+// its inventory against a newer DB: the facts changed).
+func (s *Store) PutFindings(ctx context.Context, id string, f assetscan.Findings) error {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("put findings: %w", err)
+	}
+	if err := s.obj.Put(ctx, s.bucket, "findings/"+id+".json", data, "application/json"); err != nil {
+		return fmt.Errorf("put findings: %w", err)
+	}
+	return nil
+}
+
+// Lock takes a named lock for ttl (SET NX); it reports whether this caller
+// got it. Used so that one worker of a fleet does fleet-wide work once.
+func (s *Store) Lock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.key("lock", name), "1", ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w: %w", name, ErrUnavailable, err)
+	}
+	return ok, nil
+}

@@ -303,8 +303,32 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 		}()
 	}
 	if cfg.DBBucket != "" && eng.Trivy != nil {
+		ev := &reeval.Evaluator{Verdicts: store, Log: log, Notify: notifier.Notify}
+		swap := func(ctx context.Context, dir string) error {
+			if err := eng.Trivy.SwapDB(ctx, dir); err != nil {
+				return err
+			}
+			ref := eng.Trivy.DB()
+			log.Info("vulnerability DB swapped", "updated_at", ref.UpdatedAt, "digest", ref.Digest)
+			// One worker of the fleet re-matches the stored inventories.
+			if ok, err := store.Lock(ctx, "rematch:"+ref.Digest+":"+ref.UpdatedAt.String(), 24*time.Hour); err != nil || !ok {
+				return nil
+			}
+			go func() {
+				res, err := ev.RematchDB(rctx, store, func(ctx context.Context, c []assetscan.Component, os *assetscan.OSInfo) ([]assetscan.Finding, *assetscan.DBRef, error) {
+					r, err := eng.Trivy.Rematch(ctx, c, os)
+					return r.Findings, r.DB, err
+				}, policy)
+				if err != nil {
+					log.Error("re-matching stored inventories after the DB update", "error", err)
+					return
+				}
+				log.Info("stored inventories re-matched against the new DB", "evaluated", res.Evaluated, "changed", len(res.Changes))
+			}()
+			return nil
+		}
 		p := &dbsync.Poller{S3: obj.Client(), Bucket: cfg.DBBucket, Root: filepath.Join(cfg.WorkDir, "vulndb"),
-			Interval: cfg.DBPollInterval, Current: eng.Trivy.DB, Swap: eng.Trivy.SwapDB, Log: log}
+			Interval: cfg.DBPollInterval, Current: eng.Trivy.DB, Swap: swap, Log: log}
 		go p.Run(rctx)
 		log.Info("polling for published vulnerability DBs", "bucket", cfg.DBBucket, "interval", cfg.DBPollInterval)
 	}

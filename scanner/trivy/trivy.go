@@ -297,6 +297,55 @@ func (e *Engine) run(ctx context.Context, c cache.Cache, art artifact.Artifact, 
 	res.Engines = map[string]string{"trivy": Version()}
 	ref := e.dbRef
 	res.DB = &ref
+	if os := rep.Metadata.OS; os != nil && os.Family != "" {
+		res.OS = &assetscan.OSInfo{Family: string(os.Family), Name: os.Name}
+	}
+	return res, nil
+}
+
+// Rematch matches a stored inventory (the components of an earlier scan)
+// against the DB in use now, without the asset: the vulnerability findings
+// a fresh scan with this DB would give for those packages. Paths are those
+// recorded at the scan.
+func (e *Engine) Rematch(ctx context.Context, comps []assetscan.Component, osInfo *assetscan.OSInfo) (scanner.Result, error) {
+	e.dbMu.RLock()
+	defer e.dbMu.RUnlock()
+	target := types.ScanTarget{Name: "inventory"}
+	apps := map[string]*ftypes.Application{}
+	var order []string
+	for _, c := range comps {
+		if c.OS {
+			target.Packages = append(target.Packages, ftypes.Package{Name: c.Name, Version: c.Version, Release: c.Release,
+				Epoch: c.Epoch, Arch: c.Arch, SrcName: c.SrcName, SrcVersion: c.SrcVersion, SrcRelease: c.SrcRelease, SrcEpoch: c.SrcEpoch})
+			continue
+		}
+		key := c.Type + "\x00" + c.Target
+		a, ok := apps[key]
+		if !ok {
+			a = &ftypes.Application{Type: ftypes.LangType(c.Type), FilePath: c.Target}
+			apps[key] = a
+			order = append(order, key)
+		}
+		a.Packages = append(a.Packages, ftypes.Package{Name: c.Name, Version: c.Version, FilePath: c.Path})
+	}
+	for _, k := range order {
+		target.Applications = append(target.Applications, *apps[k])
+	}
+	if osInfo != nil && len(target.Packages) > 0 {
+		target.OS = ftypes.OS{Family: ftypes.OSType(osInfo.Family), Name: osInfo.Name}
+	}
+	svc := local.NewService(applier.NewApplier(cache.NewMemoryCache()), ospkg.NewScanner(), langpkg.NewScanner(),
+		vulnerability.NewClient(trivydb.Config{}))
+	opts := e.scanOptions()
+	opts.Scanners = types.Scanners{types.VulnerabilityScanner}
+	results, _, err := svc.ScanTarget(ctx, target, opts)
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("rematch: %w", err)
+	}
+	res := convert(types.Report{Results: results}, func(p string) string { return p })
+	res.Components = nil
+	ref := e.dbRef
+	res.DB = &ref
 	return res, nil
 }
 
@@ -426,9 +475,13 @@ func convert(rep types.Report, rel func(string) string) scanner.Result {
 			if p.FilePath != "" {
 				path = rel(p.FilePath)
 			}
-			res.Components = append(res.Components, assetscan.Component{
-				Name: p.Name, Version: p.Version, Type: string(r.Type), Path: path,
-			})
+			c := assetscan.Component{Name: p.Name, Version: p.Version, Type: string(r.Type), Path: path, Target: target}
+			if r.Class == types.ClassOSPkg {
+				c.OS, c.Release, c.Epoch, c.Arch = true, p.Release, p.Epoch, p.Arch
+				c.SrcName, c.SrcVersion, c.SrcRelease, c.SrcEpoch = p.SrcName, p.SrcVersion, p.SrcRelease, p.SrcEpoch
+				c.Path = ""
+			}
+			res.Components = append(res.Components, c)
 		}
 		for _, v := range r.Vulnerabilities {
 			path := target

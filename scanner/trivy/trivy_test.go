@@ -321,3 +321,33 @@ func TestHighestV3(t *testing.T) {
 		t.Error("a v2-only score counted as v3")
 	}
 }
+
+// TestRematchGivesTheScansVulnerabilities: matching a stored inventory
+// against the DB finds what the scan found, at the same paths.
+func TestRematchGivesTheScansVulnerabilities(t *testing.T) {
+	t.Parallel()
+	res := scanFiles(t, map[string]string{
+		"app/package-lock.json":     lodashLock,
+		"lib/log4j-core-2.14.1.jar": jarBytes(t, "org.apache.logging.log4j", "log4j-core", "2.14.1"),
+	})
+	re, err := testEngine.Rematch(context.Background(), res.Components, res.OS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(f assetscan.Finding) string {
+		return f.Vulnerability.ID + " " + f.Vulnerability.Package + " " + f.Path
+	}
+	want := map[string]bool{}
+	for _, f := range res.Findings {
+		if f.Vulnerability != nil {
+			want[key(f)] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, f := range re.Findings {
+		got[key(f)] = true
+	}
+	if len(want) == 0 || fmt.Sprint(want) != fmt.Sprint(got) {
+		t.Fatalf("rematch = %v, scan = %v", got, want)
+	}
+}
