@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +151,15 @@ allow:
 	code, b = s.do("POST", "/v1/policies/default-package/evaluate", s.tokens["staff"], body)
 	if code != http.StatusOK || !strings.Contains(string(b), `"to": "pass"`) || !strings.Contains(string(b), id) {
 		t.Fatalf("what-if: %d %s", code, b)
+	}
+	// The CLI equivalent.
+	draftFile := filepath.Join(t.TempDir(), "draft.yaml")
+	if err := os.WriteFile(draftFile, []byte(draft), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binPath, "policy", "test", "--api", s.apiURL, "--key", s.tokens["staff"], "--scan", id, draftFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "1 verdicts evaluated, 1 would change") || !strings.Contains(string(out), id) {
+		t.Fatalf("assetscan policy test: %v\n%s", err, out)
 	}
 	if v := s.wait(id, time.Second); v.Revision != 1 {
 		t.Fatalf("what-if saved a verdict: revision %d", v.Revision)

@@ -53,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdWorker(ctx, args[1:], stderr)
 	case "db":
 		err = cmdDB(ctx, args[1:], stdout)
+	case "policy":
+		err = cmdPolicy(ctx, args[1:], stdout, stderr)
 	case "clamd-signatures":
 		err = cmdSignatures(args[1:])
 	case "version":
@@ -86,6 +88,9 @@ commands:
   serve [--embedded]   run the HTTP API (--embedded: with a worker and in-process Redis and S3)
   worker               run scan jobs from the queue
   db build-fixture DIR write the shipped fixture vulnerability DB into DIR
+  db publish DIR       upload a trivy DB dir for the workers (--db-bucket)
+  policy check FILE    validate a policy file
+  policy test FILE     what-if: which verdicts a draft policy would change (--api, --key)
   clamd-signatures DIR write the shipped ClamAV signatures into DIR
   version              print versions
 
