@@ -51,6 +51,8 @@ type Target struct {
 	// DiskNames are the partition names of a VM disk (for readers that
 	// only read partitions they know by name).
 	DiskNames []string
+	// Cleanup functions run when the scan ends (open disk images).
+	Cleanup []func()
 	// Findings are facts established before the checks ran (declared
 	// password complexity, unreadable layouts); the scan reports them.
 	Findings []assetscan.Finding

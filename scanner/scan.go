@@ -210,6 +210,11 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 		t.WorkDir = dir
 		start := time.Now()
+		defer func() {
+			for _, c := range t.Cleanup {
+				c()
+			}
+		}()
 		pf, err := p.Prepare(ctx, req.Path, t, req.Rules.Limits())
 		t.WorkDir = req.WorkDir
 		if err != nil {

@@ -43,6 +43,8 @@ ensure_packages() {
   command -v qemu-img >/dev/null || missing+=(qemu-utils)
   command -v mke2fs >/dev/null || missing+=(e2fsprogs)
   command -v sfdisk >/dev/null || missing+=(fdisk)
+  command -v mkfs.xfs >/dev/null || missing+=(xfsprogs)
+  command -v prlimit >/dev/null || missing+=(util-linux)
   command -v unzip >/dev/null || missing+=(unzip)
   command -v mkpasswd >/dev/null || missing+=(whois)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

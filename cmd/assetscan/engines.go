@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/diskimage"
 	"github.com/assetscan/assetscan/image"
 	"github.com/assetscan/assetscan/scanner"
 	"github.com/assetscan/assetscan/scanner/accounts"
@@ -110,6 +111,7 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	e.Checks = append(e.Checks, imageOnly{accounts.Check{}})
 	e.Preparers = map[assetscan.Kind]scanner.Preparer{
 		assetscan.KindContainerImage: image.Preparer{},
+		assetscan.KindVMImage:        diskimage.Preparer{},
 	}
 
 	addr := cfg.Clamd

@@ -36,7 +36,7 @@ import (
 )
 
 // supportedKinds are the asset kinds workers handle.
-var supportedKinds = []assetscan.Kind{assetscan.KindPackage, assetscan.KindContainerImage}
+var supportedKinds = []assetscan.Kind{assetscan.KindPackage, assetscan.KindContainerImage, assetscan.KindVMImage}
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -1,0 +1,399 @@
+package diskimage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/scanner"
+)
+
+// Disk is a raw disk image opened read-only, with the file systems that
+// could be read.
+type Disk struct {
+	f     *os.File
+	fss   []FileSystem
+	mnts  []*safeFS
+	root  int             // index into fss, -1 when none
+	bad   map[string]bool // directories reported unreadable by Open (walk paths)
+	files int
+	bytes int64
+}
+
+// FileSystem is one readable file system of a disk.
+type FileSystem struct {
+	// Name is the partition, as Linux numbers them: "p1" (GPT entry or MBR
+	// slot 1), "p5" (first MBR logical partition), or "disk" for a file
+	// system on the whole disk.
+	Name string
+	// Type is "ext2", "ext3", "ext4" or "xfs".
+	Type string
+	// Label is the GPT partition name ("" for MBR).
+	Label string
+	// FS is the file system, read-only. It implements fs.ReadDirFS,
+	// fs.StatFS and fs.ReadLinkFS; symlinks are followed inside the file
+	// system (absolute targets start at its root, ".." stops there), at
+	// most 40 hops (XFS: only targets stored in the inode, up to a few
+	// hundred bytes, can be read; longer ones fail with an error wrapping
+	// errors.ErrUnsupported). Errors caused by corrupt content wrap
+	// ErrCorrupt. Safe for concurrent use (calls are serialised per file
+	// system).
+	FS fs.FS
+}
+
+// Open reads the partition table of the raw disk image at path (GPT, MBR
+// with logical partitions, or a file system on the whole disk) and opens
+// every ext2/3/4 and XFS file system in-process, read-only, then walks
+// their directory trees once (names and sizes, no content) to find
+// corruption early. Partition names (GPT labels) do not matter: every
+// partition is probed by content. ext2/3/4 is read by this package's own
+// reader (inode-based, bounded); XFS by the library trivy uses, behind a
+// guard (see xfsFS).
+//
+// Everything that cannot be read becomes a finding with the partition as
+// Path: LVM (type 0x8e, the GPT LVM type or a LABELONE label), LUKS,
+// software RAID, btrfs, unknown or corrupt file systems, unsupported ext4
+// features (inline_data, encryption, a journal needing recovery, ...),
+// unreadable directories, more than 5,000,000 entries or 256 levels
+// (RuleUnreadable), files claiming more bytes than their whole file system
+// (RuleUnreadable; Source skips them); EFI system (FAT), BIOS boot and swap partitions
+// (RulePartitionSkipped). A disk without a readable root file system
+// (see RootFS) always gets a RuleUnreadable finding: an image is never
+// passed because nothing could be read.
+//
+// The Disk is returned whenever err is nil, findings or not: the caller
+// may still scan what was readable. Errors mean the file could not be
+// read at all, is a container that needs Prepare (ErrNotRaw), or ctx
+// ended. Close the Disk when done.
+func Open(ctx context.Context, path string) (*Disk, []assetscan.Finding, error) {
+	f, st, err := openRegular(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &Disk{f: f, root: -1, bad: map[string]bool{}}
+	fl, err := d.open(ctx, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return d, fl, nil
+}
+
+func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error) {
+	h, err := sniff(d.f, size)
+	if err != nil {
+		return nil, fmt.Errorf("diskimage: %w", err)
+	}
+	var fl findingList
+	if h.format != FormatRaw {
+		if len(h.findings) == 0 {
+			return nil, fmt.Errorf("%w: %s", ErrNotRaw, h.format)
+		}
+		for _, x := range h.findings {
+			fl.add(x)
+		}
+		fl.add(finding(RuleUnreadable, "", "no readable root file system: the image content was not inspected"))
+		return fl.result(), nil
+	}
+
+	whole := partition{name: "disk", off: 0, len: size}
+	res, err := probe(d.f, whole)
+	if err != nil {
+		return nil, fmt.Errorf("diskimage: %w", err)
+	}
+	var parts []partition
+	if res.kind == probeExt || res.kind == probeXFS || (res.kind == probeUnreadable && res.known()) {
+		parts = []partition{whole}
+	} else {
+		var table bool
+		parts, table, err = readPartitions(d.f, size, &fl)
+		if err != nil {
+			return nil, fmt.Errorf("diskimage: read partition table: %w", err)
+		}
+		if !table {
+			parts = nil
+			if res.kind == probeSkip {
+				fl.add(finding(RulePartitionSkipped, "disk", "whole disk: "+res.msg))
+			} else {
+				fl.add(finding(RuleUnreadable, "", "no partition table and no supported file system found"))
+			}
+		}
+	}
+
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		res := res
+		if p != whole {
+			if res, err = probe(d.f, p); err != nil {
+				return nil, fmt.Errorf("diskimage: %w", err)
+			}
+		}
+		switch res.kind {
+		case probeSkip:
+			fl.add(finding(RulePartitionSkipped, p.name, "partition "+p.describe()+": "+res.msg))
+			continue
+		case probeUnreadable:
+			fl.add(finding(RuleUnreadable, p.name, "partition "+p.describe()+": "+res.msg))
+			continue
+		}
+		s, err := mountFS(d.f, p, res)
+		if err != nil {
+			if ioErr(err) {
+				return nil, fmt.Errorf("diskimage: %w", err)
+			}
+			fl.add(finding(RuleUnreadable, p.name, "partition "+p.describe()+": corrupt "+res.fsType+" file system: its content was not inspected"))
+			continue
+		}
+		d.fss = append(d.fss, FileSystem{Name: p.name, Type: res.fsType, Label: p.label, FS: s})
+		d.mnts = append(d.mnts, s)
+	}
+
+	// One walk over the names: corruption, loops and absurd counts become
+	// findings now rather than errors in the middle of a check.
+	for i, s := range d.mnts {
+		prefix := d.prefix(i)
+		where := "partition " + d.fss[i].Name
+		if d.fss[i].Name == "disk" {
+			where = "file system"
+		}
+		w := &walker{
+			ctx: ctx, s: s,
+			visit: func(e *entry) error {
+				if !e.mode.IsRegular() {
+					return nil
+				}
+				if s.tooBig(e) {
+					fl.add(finding(RuleUnreadable, prefix+e.path, where+": file /"+printable(e.path, 200)+" claims "+humanBytes(e.size)+", more than its whole file system (corrupt, or a huge sparse file): not inspected"))
+					return nil
+				}
+				// Map its blocks now (no content read): a corrupt block
+				// map is a finding, and Source skips the file.
+				if _, err := s.openEntry(e); err != nil {
+					d.bad[badKey(i, e.path)] = true
+					fl.add(finding(RuleUnreadable, prefix+e.path, where+": file /"+printable(e.path, 200)+" cannot be read (corrupt file system): not inspected"))
+					return nil
+				}
+				d.files++
+				d.bytes += e.size
+				return nil
+			},
+			dirErr: func(dir *entry, err error) error {
+				if ioErr(err) {
+					return err
+				}
+				d.bad[badKey(i, dir.path)] = true
+				msg := where + ": directory /" + printable(dir.path, 200) + " cannot be read (corrupt file system): its content was not inspected"
+				if errors.Is(err, ErrTooManyFiles) {
+					msg = where + ": directories nested more than " + strconv.Itoa(maxDepth) + " levels deep (a loop?) at /" + printable(dir.path, 200) + ": not inspected further"
+				}
+				fl.add(finding(RuleUnreadable, prefix+dir.path, msg))
+				return nil
+			},
+			anomaly: func(p, msg string) {
+				fl.add(finding(RuleUnreadable, prefix+p, where+": "+msg+" (corrupt file system): not inspected"))
+			},
+		}
+		if err := w.dir(s.top, 0); err != nil {
+			if errors.Is(err, ErrTooManyFiles) {
+				fl.add(finding(RuleUnreadable, d.fss[i].Name, where+": more than "+strconv.Itoa(maxEntries)+" files and directories: not all were inspected"))
+				continue
+			}
+			return nil, fmt.Errorf("diskimage: %w", err)
+		}
+	}
+
+	for i, s := range d.mnts {
+		if s.isRegular("etc/os-release") || s.isRegular("usr/lib/os-release") || s.isRegular("etc/passwd") {
+			d.root = i
+			break
+		}
+	}
+	switch {
+	case len(d.mnts) == 0:
+		fl.add(finding(RuleUnreadable, "", "no readable file system (ext2/3/4 or XFS) on the disk: the image content was not inspected"))
+	case d.root < 0:
+		fl.add(finding(RuleUnreadable, "", "no operating system root file system (with etc/os-release or etc/passwd) on the disk: the image could not be inspected as a VM image"))
+	}
+	return fl.result(), nil
+}
+
+// known reports whether the probe recognised a signature (as opposed to
+// finding nothing it knows).
+func (r probeResult) known() bool {
+	return r.kind != probeUnreadable || (r.msg != msgNoFS && r.msg != msgZeros)
+}
+
+// ioErr reports whether err stops the work rather than describing the
+// content. (Read errors of the disk file inside the reader libraries cannot
+// be told apart from content errors: they become findings.)
+func ioErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func badKey(fs int, p string) string { return strconv.Itoa(fs) + ":" + p }
+
+// Close releases the disk file. The file systems cannot be read after.
+func (d *Disk) Close() error {
+	return d.f.Close()
+}
+
+// FileSystems returns the readable file systems, in partition order.
+func (d *Disk) FileSystems() []FileSystem {
+	return append([]FileSystem(nil), d.fss...)
+}
+
+// RootFS returns the operating system's root file system: the first
+// readable file system (in partition order) holding etc/os-release,
+// usr/lib/os-release or etc/passwd as regular files (symlinks followed);
+// nil when there is none.
+func (d *Disk) RootFS() fs.FS {
+	if d.root < 0 {
+		return nil
+	}
+	return d.fss[d.root].FS
+}
+
+// RootPrefix is the prefix Source puts before paths of the root file
+// system ("p2/", or "" when the disk has a single readable file system),
+// for checks that report paths found through RootFS.
+func (d *Disk) RootPrefix() string {
+	if d.root < 0 {
+		return ""
+	}
+	return d.prefix(d.root)
+}
+
+// Stats returns the regular files and their total size seen by Open's walk.
+func (d *Disk) Stats() (files int, bytes int64) {
+	return d.files, d.bytes
+}
+
+func (d *Disk) prefix(i int) string {
+	if len(d.fss) <= 1 {
+		return ""
+	}
+	return d.fss[i].Name + "/"
+}
+
+// Source returns a FileSource over every regular file of every readable
+// file system, in partition order and then by path, names sorted.
+//
+// Paths are relative to the file system's root ("usr/bin/x") when the disk
+// has a single readable file system, and prefixed with the partition name
+// ("p1/usr/bin/x") when it has several, so that the same path never names
+// two files. File.DiskPath is empty: content is streamed from the disk
+// image (bounded memory), and the reader honours ctx. Symlinks, devices,
+// fifos and sockets are not walked. Directories Open reported unreadable
+// and files Open reported unreadable are skipped; any other read failure
+// stops the walk with an error wrapping ErrCorrupt (or ErrTooManyFiles,
+// errors.ErrUnsupported).
+func (d *Disk) Source() scanner.FileSource {
+	return source{d}
+}
+
+type source struct{ d *Disk }
+
+func (s source) Walk(ctx context.Context, fn func(f scanner.File, r io.Reader) error) error {
+	d := s.d
+	for i, m := range d.mnts {
+		prefix := d.prefix(i)
+		w := &walker{
+			ctx: ctx, s: m,
+			visit: func(e *entry) error {
+				if !e.mode.IsRegular() || m.tooBig(e) || d.bad[badKey(i, e.path)] {
+					return nil // reported by Open
+				}
+				f, err := m.openEntry(e)
+				if err != nil {
+					return fmt.Errorf("diskimage: %s%s: %w", prefix, e.path, err)
+				}
+				return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: f})
+			},
+			dirErr: func(dir *entry, err error) error {
+				if d.bad[badKey(i, dir.path)] {
+					return nil
+				}
+				return fmt.Errorf("diskimage: %s%s: %w", prefix, dir.path, err)
+			},
+		}
+		if err := w.dir(m.top, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// walker walks one file system depth-first, names sorted, without
+// following symlinks, within maxEntries and maxDepth.
+type walker struct {
+	ctx     context.Context
+	s       *safeFS
+	entries int
+	visit   func(e *entry) error
+	// dirErr decides about a directory that cannot be listed (or is too
+	// deep): nil skips it.
+	dirErr func(dir *entry, err error) error
+	// anomaly reports invalid or duplicate names (nil: ignore).
+	anomaly func(p, msg string)
+}
+
+func (w *walker) dir(dir *entry, depth int) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if depth > maxDepth {
+		return w.dirErr(dir, fmt.Errorf("%w: deeper than %d levels", ErrTooManyFiles, maxDepth))
+	}
+	list, err := w.s.listAll(dir)
+	if err != nil {
+		return w.dirErr(dir, err)
+	}
+	prev := ""
+	for _, e := range list {
+		if !validName(e.name) {
+			if w.anomaly != nil {
+				w.anomaly(dir.path, "directory /"+printable(dir.path, 200)+" has an entry with an invalid name")
+			}
+			continue
+		}
+		if e.name == prev {
+			if w.anomaly != nil {
+				w.anomaly(e.path, "directory /"+printable(dir.path, 200)+" lists "+printable(e.name, 100)+" twice")
+			}
+			continue
+		}
+		prev = e.name
+		if w.entries++; w.entries > maxEntries {
+			return fmt.Errorf("%w: more than %d entries", ErrTooManyFiles, maxEntries)
+		}
+		if e.IsDir() {
+			if err := w.dir(e, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.visit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package diskimage
+
+import (
+	"context"
+	"errors"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/archive"
+	"github.com/assetscan/assetscan/scanner"
+)
+
+// Preparer is the scanner.Preparer of VM disk images: it converts the
+// image to a sparse raw file when needed (safely, see Prepare), opens its
+// partitions and file systems, and sets up the Target — trivy reads the
+// raw disk, the malware check streams every file of every readable file
+// system, the account check reads the OS root file system. An image that
+// cannot be converted or read leaves t.Asset empty: its findings fail it.
+type Preparer struct {
+	Config ConvertConfig
+}
+
+var _ scanner.Preparer = Preparer{}
+
+// Prepare implements scanner.Preparer.
+func (p Preparer) Prepare(ctx context.Context, asset string, t *scanner.Target, _ archive.Limits) ([]assetscan.Finding, error) {
+	readPath, _, findings, err := Prepare(ctx, asset, t.WorkDir, p.Config)
+	if err != nil || readPath == "" {
+		return findings, err
+	}
+	d, f2, err := Open(ctx, readPath)
+	findings = append(findings, f2...)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return findings, nil
+		}
+		return findings, err
+	}
+	t.Cleanup = append(t.Cleanup, func() { _ = d.Close() })
+	if d.RootFS() == nil || len(d.FileSystems()) == 0 {
+		return findings, nil // reported as image.unreadable
+	}
+	t.RootFS = d.RootFS()
+	t.Sources = append(t.Sources, d.Source())
+	for _, fs := range d.FileSystems() {
+		if fs.Label != "" {
+			t.DiskNames = append(t.DiskNames, fs.Label)
+		}
+	}
+	t.Asset = readPath
+	return findings, nil
+}
