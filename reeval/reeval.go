@@ -176,6 +176,13 @@ func (e *Evaluator) evaluate(ctx context.Context, p *policies.Policy, id string)
 		// exhausted): nothing to re-derive from.
 		return evaluated{}, false, errSkip
 	}
+	ch, changed := e.judge(p, cur, f)
+	return ch, changed, nil
+}
+
+// judge re-derives cur's verdict from findings f under p, as the next
+// revision, and says whether the outcome or the failed rules changed.
+func (e *Evaluator) judge(p *policies.Policy, cur assetscan.Verdict, f assetscan.Findings) (evaluated, bool) {
 	base := cur
 	base.CompletedAt = e.now()
 	next := policies.Verdict(p, base, f)
@@ -183,14 +190,13 @@ func (e *Evaluator) evaluate(ctx context.Context, p *policies.Policy, id string)
 	next.Supersedes = fmt.Sprintf("%s@%d", cur.ScanID, max(cur.Revision, 1))
 	from, to := rules(cur), rules(next)
 	ch := evaluated{
-		Change: Change{ScanID: id, AssetID: cur.AssetID, SellerID: cur.SellerID, From: cur.Verdict, To: next.Verdict,
+		Change: Change{ScanID: cur.ScanID, AssetID: cur.AssetID, SellerID: cur.SellerID, From: cur.Verdict, To: next.Verdict,
 			FromRules: from, ToRules: to,
 			PolicyFrom: fmt.Sprintf("%s v%d", cur.Policy.ID, cur.Policy.Version),
 			PolicyTo:   fmt.Sprintf("%s v%d", p.ID, p.Version)},
 		next: next,
 	}
-	changed := cur.Verdict != next.Verdict || !slices.Equal(from, to)
-	return ch, changed, nil
+	return ch, cur.Verdict != next.Verdict || !slices.Equal(from, to)
 }
 
 func rules(v assetscan.Verdict) []string {

@@ -92,15 +92,11 @@ func (e *Evaluator) rematchOne(ctx context.Context, store Inventories, match Mat
 	if err := store.PutFindings(ctx, id, nf); err != nil {
 		return Change{}, false, err
 	}
-	base := cur
-	base.CompletedAt = e.now()
-	next := policies.Verdict(p, base, nf)
-	next.Revision = max(cur.Revision, 1) + 1
-	next.Supersedes = fmt.Sprintf("%s@%d", cur.ScanID, max(cur.Revision, 1))
-	from, to := rules(cur), rules(next)
-	if cur.Verdict == next.Verdict && slices.Equal(from, to) {
+	ev, changed := e.judge(p, cur, nf)
+	if !changed {
 		return Change{}, false, nil
 	}
+	next := ev.next
 	if err := store.Supersede(ctx, next); err != nil {
 		return Change{}, false, err
 	}
@@ -113,7 +109,6 @@ func (e *Evaluator) rematchOne(ctx context.Context, store Inventories, match Mat
 			e.Log.WarnContext(ctx, "notify verdict change", "scan_id", id, "error", err)
 		}
 	}
-	return Change{ScanID: id, AssetID: cur.AssetID, SellerID: cur.SellerID, From: cur.Verdict, To: next.Verdict,
-		FromRules: from, ToRules: to, Revision: next.Revision, Supersedes: next.Supersedes,
-		PolicyFrom: fmt.Sprintf("%s v%d", cur.Policy.ID, cur.Policy.Version), PolicyTo: fmt.Sprintf("%s v%d", p.ID, p.Version)}, true, nil
+	ev.Change.Revision, ev.Change.Supersedes = next.Revision, next.Supersedes
+	return ev.Change, true, nil
 }
