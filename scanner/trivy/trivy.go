@@ -27,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,7 @@ import (
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
 	"github.com/aquasecurity/trivy/pkg/fanal/walker"
 	"github.com/aquasecurity/trivy/pkg/javadb"
+	tlog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/aquasecurity/trivy/pkg/scan"
 	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
 	"github.com/aquasecurity/trivy/pkg/scan/local"
@@ -111,6 +113,12 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 2
+	}
+	// Importing trivy installs a buffering slog handler as the default: it
+	// races under concurrent scans and grows the heap. A process that did
+	// not install its own handler gets a discarding one here.
+	if _, ok := slog.Default().Handler().(*tlog.DeferredHandler); ok {
+		slog.SetDefault(slog.New(slog.DiscardHandler))
 	}
 	ref, err := vulndb.ReadMetadata(cfg.CacheDir)
 	if err != nil {
