@@ -61,7 +61,10 @@ type Scanner struct {
 	Preparers map[assetscan.Kind]Preparer
 	// OnCheck, optional, is told how long each check took.
 	OnCheck func(check string, d time.Duration)
-	Log     *slog.Logger
+	// Progress, optional, is told what the scan is doing, for a person
+	// watching a long scan (the CLI on a terminal).
+	Progress func(msg string)
+	Log      *slog.Logger
 }
 
 // Request is one asset to scan.
@@ -117,6 +120,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 	f.Engines = map[string]string{}
 	f.Findings = append(f.Findings, req.Findings...)
 	if rep.SHA256 == "" {
+		s.progress("hashing %d bytes", fi.Size())
 		if rep.SHA256, err = fileSHA256(ctx, req.Path); err != nil {
 			return nil, err
 		}
@@ -171,6 +175,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			return nil, fmt.Errorf("create extraction dir: %w", err)
 		}
 		start := time.Now()
+		s.progress("extracting %s", req.Name)
 		res, err := archive.Extract(ctx, req.Path, format, t.Root, req.Rules.Limits())
 		if err != nil {
 			if ctx.Err() != nil {
@@ -192,6 +197,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
 			Detail: fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes)})
+		s.progress("extracted %d files, %d bytes", len(res.Files), res.ExpandedBytes)
 		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
 			"findings", len(res.Findings), "duration", time.Since(start))
 	}
@@ -215,6 +221,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 				c()
 			}
 		}()
+		s.progress("unpacking %s image", req.Kind)
 		pf, err := p.Prepare(ctx, req.Path, t, req.Rules.Limits())
 		t.WorkDir = req.WorkDir
 		if err != nil {
@@ -257,6 +264,11 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 		}
 		checks = append(checks, c)
 	}
+	names := make([]string, len(checks))
+	for i, c := range checks {
+		names[i] = c.Name()
+	}
+	s.progress("running checks: %s", strings.Join(names, ", "))
 	outs := make([]outcome, len(checks))
 	var wg sync.WaitGroup
 	for i, c := range checks {
@@ -264,6 +276,11 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 			start := time.Now()
 			res, err := c.Run(ctx, t)
 			outs[i] = outcome{res: res, err: err, dur: time.Since(start)}
+			if err != nil {
+				s.progress("check %s did not complete (%s)", c.Name(), time.Since(start).Round(time.Millisecond))
+			} else {
+				s.progress("check %s done in %s: %d findings", c.Name(), time.Since(start).Round(time.Millisecond), len(res.Findings))
+			}
 		})
 	}
 	wg.Wait()
@@ -304,6 +321,12 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 			r.Name = n
 			f.Checks = append(f.Checks, r)
 		}
+	}
+}
+
+func (s *Scanner) progress(format string, a ...any) {
+	if s.Progress != nil {
+		s.Progress(fmt.Sprintf(format, a...))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan/queue"
@@ -20,11 +21,16 @@ import (
 // has a flag and an ASSETSCAN_* environment variable (the flag wins); the
 // README's configuration table lists them. Validate is called at start.
 type serviceConfig struct {
-	// RedisAddr is host:port of Redis (ASSETSCAN_REDIS_ADDR). Production
-	// Redis must run with maxmemory-policy noeviction.
-	RedisAddr     string
-	RedisPassword string // ASSETSCAN_REDIS_PASSWORD
-	RedisDB       int    // ASSETSCAN_REDIS_DB
+	// RedisAddr is host:port of Redis (ASSETSCAN_REDIS_ADDR); a
+	// comma-separated list means Redis Cluster nodes, or Sentinels when
+	// RedisMasterName is set. Production Redis must run with
+	// maxmemory-policy noeviction.
+	RedisAddr string
+	// RedisMasterName selects Redis Sentinel failover with this master
+	// name (ASSETSCAN_REDIS_MASTER_NAME).
+	RedisMasterName string
+	RedisPassword   string // ASSETSCAN_REDIS_PASSWORD
+	RedisDB         int    // ASSETSCAN_REDIS_DB
 	// KeyPrefix namespaces assetscan's own Redis keys (ASSETSCAN_REDIS_PREFIX).
 	KeyPrefix string
 
@@ -98,6 +104,7 @@ type serviceConfig struct {
 
 func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisAddr, "redis-addr", envOr("ASSETSCAN_REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port")
+	fs.StringVar(&c.RedisMasterName, "redis-master-name", os.Getenv("ASSETSCAN_REDIS_MASTER_NAME"), "Redis Sentinel master name (then --redis-addr lists the Sentinels)")
 	fs.StringVar(&c.RedisPassword, "redis-password", os.Getenv("ASSETSCAN_REDIS_PASSWORD"), "Redis password")
 	fs.IntVar(&c.RedisDB, "redis-db", c.envInt("ASSETSCAN_REDIS_DB", 0), "Redis database number")
 	fs.StringVar(&c.KeyPrefix, "redis-prefix", envOr("ASSETSCAN_REDIS_PREFIX", "assetscan:"), "prefix of assetscan's Redis keys")
@@ -179,8 +186,35 @@ func (c *serviceConfig) queueWeights() (map[string]int, error) {
 	return m, nil
 }
 
-func (c *serviceConfig) redisClient() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: c.RedisAddr, Password: c.RedisPassword, DB: c.RedisDB})
+// redisClient connects to a single Redis, a Sentinel-managed master
+// (RedisMasterName) or a Cluster (several addresses): configuration only,
+// every part of assetscan takes a redis.UniversalClient.
+func (c *serviceConfig) redisClient() redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.redisAddrs(), MasterName: c.RedisMasterName,
+		Password: c.RedisPassword, DB: c.RedisDB})
+}
+
+func (c *serviceConfig) redisAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.RedisAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// asynqRedis is the same connection as asynq options (the queue UI).
+func (c *serviceConfig) asynqRedis() asynq.RedisConnOpt {
+	addrs := c.redisAddrs()
+	switch {
+	case c.RedisMasterName != "":
+		return asynq.RedisFailoverClientOpt{MasterName: c.RedisMasterName, SentinelAddrs: addrs, Password: c.RedisPassword, DB: c.RedisDB}
+	case len(addrs) > 1:
+		return asynq.RedisClusterClientOpt{Addrs: addrs, Password: c.RedisPassword}
+	default:
+		return asynq.RedisClientOpt{Addr: c.RedisAddr, Password: c.RedisPassword, DB: c.RedisDB}
+	}
 }
 
 type levelCheck struct{ v int }

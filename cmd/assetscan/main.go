@@ -98,15 +98,16 @@ Run "assetscan COMMAND -h" for the flags of a command.
 `)
 }
 
-// newLogger returns the JSON logger and installs it as slog's default, so
-// that trivy's logs (which go to the default logger) are ours too; trivy's
-// own default handler buffers and grows the heap.
+// newLogger returns assetscan's JSON logger. It also installs a JSON
+// default logger for the libraries that log through slog's default (trivy):
+// at warn level or above, so that every info line comes from assetscan and
+// carries the scan, asset and seller ids; trivy's own default handler
+// buffers, races and grows the heap.
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
-	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
-	slog.SetDefault(l)
-	return l
+	slog.SetDefault(slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: max(lv, slog.LevelWarn)})).With("component", "trivy"))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -85,6 +86,16 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	abs, _ := filepath.Abs(path)
 	s := &scanner.Scanner{Checks: eng.Checks, Preparers: eng.Preparers, Log: log}
+	if *format != "json" && isTerminal(stderr) {
+		// A person is watching: say what a long scan is doing.
+		start := time.Now()
+		var mu sync.Mutex
+		s.Progress = func(msg string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintf(stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), msg)
+		}
+	}
 	start := time.Now()
 	rep, err := s.Scan(ctx, scanner.Request{Kind: k, Path: abs, Name: *name, ExpectedSHA256: *sha, WorkDir: scanWork, Rules: pol})
 	if err != nil {
@@ -110,6 +121,16 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		return exitError
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func nameOr(a, b string) string {

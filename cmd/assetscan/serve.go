@@ -126,7 +126,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Mounts: []api.Mount{
 			{Prefix: "/metrics", Action: auth.ActQueueUI, Handler: metrics.Handler(reg)},
 			{Prefix: "/queues/", Action: auth.ActQueueUI, Handler: asynqmon.New(asynqmon.Options{
-				RootPath: "/queues", RedisConnOpt: asynq.RedisClientOpt{Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB}})},
+				RootPath: "/queues", RedisConnOpt: cfg.asynqRedis()})},
 		},
 	}
 	if cfg.EventsList != "" {
@@ -411,11 +411,14 @@ func eventsConsumer(cfg *serviceConfig, srv *api.Server, obj *storage.Objects, l
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("--events-ids: %w", err)
 	}
-	addr := cfg.EventsRedisAddr
-	if addr == "" {
-		addr = cfg.RedisAddr
+	var erdb redis.UniversalClient
+	if cfg.EventsRedisAddr == "" {
+		ec := *cfg
+		ec.RedisDB = cfg.EventsRedisDB
+		erdb = ec.redisClient()
+	} else {
+		erdb = redis.NewClient(&redis.Options{Addr: cfg.EventsRedisAddr, Password: cfg.RedisPassword, DB: cfg.EventsRedisDB})
 	}
-	erdb := redis.NewClient(&redis.Options{Addr: addr, Password: cfg.RedisPassword, DB: cfg.EventsRedisDB})
 	return &events.Consumer{Redis: erdb, List: cfg.EventsList, Submitter: apiSubmitter{srv}, Mapping: m,
 		S3: obj.Client(), Log: log}, nil
 }
