@@ -531,6 +531,8 @@ func convert(rep types.Report, rel func(string) string) scanner.Result {
 			})
 		}
 	}
+	// trivy's result order varies from run to run; a verdict must not.
+	sort.SliceStable(res.Findings, func(i, j int) bool { return findingKey(res.Findings[i]) < findingKey(res.Findings[j]) })
 	sort.SliceStable(res.Components, func(i, j int) bool {
 		a, b := res.Components[i], res.Components[j]
 		if a.Path != b.Path {
@@ -543,6 +545,17 @@ func convert(rep types.Report, rel func(string) string) scanner.Result {
 	})
 	res.Detail = fmt.Sprintf("%d components, %d findings", len(res.Components), len(res.Findings))
 	return res
+}
+
+func findingKey(f assetscan.Finding) string {
+	k := f.Check + "\x00" + f.Path + "\x00" + f.Layer
+	if v := f.Vulnerability; v != nil {
+		k += "\x00" + v.Package + "\x00" + v.InstalledVersion + "\x00" + v.ID
+	}
+	if s := f.Secret; s != nil {
+		k += fmt.Sprintf("\x00%08d\x00%s", s.Line, s.RuleID)
+	}
+	return k
 }
 
 // highestV3 picks the highest CVSS v3 base score across sources; on a tie
