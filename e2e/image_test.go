@@ -117,7 +117,7 @@ func TestContainerImages(t *testing.T) {
 		return r.ScanID
 	}
 	badID := req("img-bad", "img/bad.tar")
-	cleanID := req("img-clean", "img/clean.tar")
+	cleanID := req("img-clean", "img/clean.tar", "app", "Blue-Kettle-42")
 	weakID := req("img-weak", "img/clean.tar", "app", "password")
 
 	v := s.wait(badID, 3*time.Minute)
@@ -142,6 +142,7 @@ func TestContainerImages(t *testing.T) {
 		t.Error("verdict contains the password hash")
 	}
 
+	// Locked accounts and a strong declared password pass.
 	if v := s.wait(cleanID, 3*time.Minute); v.Verdict != assetscan.Pass {
 		t.Errorf("clean image: %s (%s) %s", v.Verdict, v.Reason, ruleList(v))
 	}
