@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/assetscan/assetscan/dbsync"
 	"github.com/assetscan/assetscan/scanner/clamav"
@@ -18,8 +19,21 @@ func cmdDB(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "publish" {
 		return cmdDBPublish(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "download" {
+		fs := flag.NewFlagSet("db download", flag.ContinueOnError)
+		repos := fs.String("repository", "ghcr.io/aquasecurity/trivy-db:2", "OCI repositories of the trivy DB, comma-separated, tried in order (a private mirror in production)")
+		insecure := fs.Bool("insecure", false, "allow a plain-HTTP or self-signed registry")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
+			return fmt.Errorf("usage: assetscan db download [--repository REF,...] [--insecure] DIR")
+		}
+		if err := trivy.DownloadDB(ctx, fs.Arg(0), strings.Split(*repos, ","), *insecure); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "vulnerability DB downloaded into %s\n", fs.Arg(0))
+		return nil
+	}
 	if len(args) != 2 || args[0] != "build-fixture" {
-		return fmt.Errorf("usage: assetscan db build-fixture DIR | assetscan db publish --db-bucket BUCKET DIR")
+		return fmt.Errorf("usage: assetscan db build-fixture DIR | db download [--repository REF] DIR | db publish --db-bucket BUCKET DIR")
 	}
 	if err := vulndb.BuildDefault(args[1]); err != nil {
 		return err

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
 
@@ -349,5 +352,23 @@ func TestRematchGivesTheScansVulnerabilities(t *testing.T) {
 	}
 	if len(want) == 0 || fmt.Sprint(want) != fmt.Sprint(got) {
 		t.Fatalf("rematch = %v, scan = %v", got, want)
+	}
+}
+
+// TestDownloadDBFromAnUnreachableMirror: the OCI download path runs (no
+// registry can be reached from here) and fails cleanly, leaving no DB.
+func TestDownloadDBFromAnUnreachableMirror(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	dir := t.TempDir()
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/aquasecurity/trivy-db:2"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := DownloadDB(ctx, dir, []string{repo}, true); err == nil {
+		t.Fatal("download from a registry that has nothing succeeded")
+	}
+	if _, err := Open(context.Background(), Config{CacheDir: dir}); !errors.Is(err, ErrNoDB) {
+		t.Fatalf("a failed download left a usable DB: %v", err)
 	}
 }
