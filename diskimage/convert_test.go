@@ -113,8 +113,22 @@ func TestExternalDataFileRefused(t *testing.T) {
 
 func TestEncryptedQCOW2(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "enc.qcow2")
-	run(t, disktest.Tool(t, "qemu-img"), "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
-		"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", img, "16M")
+	// qemu-img times its LUKS key derivation with the process's CPU time;
+	// on a busy machine a short iter-time measures as zero ("Unable to get
+	// accurate CPU usage"). Give it time to measure, and a few tries.
+	var out []byte
+	var err error
+	for range 3 {
+		out, err = exec.Command(disktest.Tool(t, "qemu-img"), "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
+			"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200", img, "16M").CombinedOutput()
+		if err == nil {
+			break
+		}
+		_ = os.Remove(img)
+	}
+	if err != nil {
+		t.Fatalf("qemu-img create (encrypted): %v\n%s", err, out)
+	}
 	rp, _, fl, _ := prepare(t, img, ConvertConfig{})
 	if rp != "" || !hasRule(fl, RuleUnreadable, "", "encrypted") {
 		t.Fatalf("Prepare = %q %+v", rp, fl)
