@@ -309,7 +309,7 @@ func (e *extractor) nested(lv *level, pf pendingFile) error {
 	if err != nil {
 		return err
 	}
-	if oc != done || skippedContent(e.res.Findings[before:]) {
+	if oc != done || SkippedContent(e.res.Findings[before:]) {
 		// Some members were not unpacked (unsupported method, encrypted,
 		// corrupt): keep the archive's own bytes so that engines that can
 		// read it (clamd unpacks bzip2, deflate64, implode zips) still do.
@@ -616,9 +616,10 @@ func (e *extractor) createFailed(err error, p string) (outcome, error) {
 	return stopped, fmt.Errorf("create %s: %w", DisplayPath(p), err)
 }
 
-// skippedContent reports whether findings say member content was left
-// unread.
-func skippedContent(fs []assetscan.Finding) bool {
+// SkippedContent reports whether findings say some member content was left
+// unread (unsupported method, corrupt, encrypted): the archive's own bytes
+// should then still go to engines that unpack archives themselves.
+func SkippedContent(fs []assetscan.Finding) bool {
 	for _, f := range fs {
 		switch f.Rule {
 		case RuleUnsupported, RuleCorrupt, RuleUnscannable:

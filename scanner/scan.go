@@ -189,7 +189,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		for _, af := range res.Files {
 			t.Files = append(t.Files, File{Path: af.Path, DiskPath: af.DiskPath, Size: af.Size})
 		}
-		if skippedContent(res.Findings) {
+		if archive.SkippedContent(res.Findings) {
 			// Members we could not unpack (unsupported method, encrypted,
 			// corrupt): let engines that read archives themselves see the
 			// package's own bytes too.
@@ -361,14 +361,4 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-func skippedContent(fs []assetscan.Finding) bool {
-	for _, f := range fs {
-		switch f.Rule {
-		case archive.RuleUnsupported, archive.RuleCorrupt, archive.RuleUnscannable:
-			return true
-		}
-	}
-	return false
 }

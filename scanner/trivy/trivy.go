@@ -342,11 +342,9 @@ func (e *Engine) Rematch(ctx context.Context, comps []assetscan.Component, osInf
 	if osInfo != nil && len(target.Packages) > 0 {
 		target.OS = ftypes.OS{Family: ftypes.OSType(osInfo.Family), Name: osInfo.Name}
 	}
-	svc := local.NewService(applier.NewApplier(cache.NewMemoryCache()), ospkg.NewScanner(), langpkg.NewScanner(),
-		vulnerability.NewClient(trivydb.Config{}))
 	opts := e.scanOptions()
 	opts.Scanners = types.Scanners{types.VulnerabilityScanner}
-	results, _, err := svc.ScanTarget(ctx, target, opts)
+	results, _, err := e.backend(cache.NewMemoryCache()).ScanTarget(ctx, target, opts)
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("rematch: %w", err)
 	}
@@ -364,39 +362,26 @@ func (e *Engine) Rematch(ctx context.Context, comps []assetscan.Component, osInf
 func (e *Engine) ScanDir(ctx context.Context, root string) (scanner.Result, error) {
 	e.dbMu.RLock()
 	defer e.dbMu.RUnlock()
-	if e.dbRef.UpdatedAt.IsZero() {
-		return scanner.Result{}, ErrNoDB
-	}
-	parent := filepath.Dir(root)
 	prefix := filepath.Base(root) + "/"
-
 	c := cache.NewMemoryCache()
-	opt := e.artifactOption()
-
 	e.buildMu.Lock()
-	art, err := localart.NewArtifact(parent, c, walker.NewFS(), opt)
+	art, err := localart.NewArtifact(filepath.Dir(root), c, walker.NewFS(), e.artifactOption())
 	e.buildMu.Unlock()
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("trivy artifact: %w", err)
 	}
-	rep, err := e.service(c, art).ScanArtifact(ctx, e.scanOptions())
-	if err != nil {
-		if ctx.Err() != nil {
-			return scanner.Result{}, fmt.Errorf("trivy scan: %w", ctx.Err())
-		}
-		return scanner.Result{}, fmt.Errorf("trivy scan: %w", err)
-	}
-	res := convert(rep, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })
-	res.Engines = map[string]string{"trivy": Version()}
-	ref := e.dbRef
-	res.DB = &ref
-	return res, nil
+	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })
+}
+
+// backend is trivy's local scan service over cache c: it applies the
+// analysed layers and matches packages against the DB.
+func (e *Engine) backend(c cache.Cache) local.Service {
+	return local.NewService(applier.NewApplier(c), ospkg.NewScanner(), langpkg.NewScanner(),
+		vulnerability.NewClient(trivydb.Config{}))
 }
 
 func (e *Engine) service(c cache.Cache, art artifact.Artifact) scan.Service {
-	backend := local.NewService(applier.NewApplier(c), ospkg.NewScanner(), langpkg.NewScanner(),
-		vulnerability.NewClient(trivydb.Config{}))
-	return scan.NewService(backend, art)
+	return scan.NewService(e.backend(c), art)
 }
 
 // disabledAnalyzers are off for every scan: misconfiguration (not part of
