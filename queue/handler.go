@@ -27,6 +27,7 @@ type Records interface {
 	Get(ctx context.Context, id string) (storage.Scan, error)
 	Put(ctx context.Context, sc storage.Scan) error
 	SaveVerdict(ctx context.Context, sc storage.Scan, v assetscan.Verdict, f assetscan.Findings) error
+	Verdict(ctx context.Context, id string) (assetscan.Verdict, error)
 }
 
 // Fetcher downloads the object to scan. *storage.Objects implements it.
@@ -43,10 +44,9 @@ type Handler struct {
 	Policy func(context.Context, assetscan.Kind) (*policies.Policy, error)
 	// Content, optional, finds a previous scan of the same content: its
 	// findings are reused (and judged under the current policy) instead of
-	// rescanning, when they were made with the current vulnerability DB.
+	// rescanning, when they were made with the DB in use (DB, required
+	// with Content).
 	Content Content
-	// DBDigest, optional with Content, is the digest of the DB in use.
-	DBDigest func() string
 	// DB, optional, describes the DB in use; with a policy max_age a
 	// stale DB makes the scan end in error (vulndb.stale).
 	DB func() assetscan.DBRef
@@ -251,21 +251,11 @@ func (h *Handler) retryOrFail(ctx context.Context, j Job, sc storage.Scan, last 
 	}
 	log.ErrorContext(ctx, "scan ended in error", "error", err)
 	if h.Notify != nil {
-		if v, verr := h.verdictOf(wctx, sc.ScanID); verr == nil {
+		if v, verr := h.Records.Verdict(wctx, sc.ScanID); verr == nil {
 			h.notify(wctx, v)
 		}
 	}
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
-}
-
-func (h *Handler) verdictOf(ctx context.Context, id string) (assetscan.Verdict, error) {
-	r, ok := h.Records.(interface {
-		Verdict(ctx context.Context, id string) (assetscan.Verdict, error)
-	})
-	if !ok {
-		return assetscan.Verdict{}, errors.New("records cannot read verdicts")
-	}
-	return r.Verdict(ctx, id)
 }
 
 func (h *Handler) notify(ctx context.Context, v assetscan.Verdict) {
@@ -315,7 +305,7 @@ func RecordError(ctx context.Context, r Records, policy func(context.Context, as
 // digest, kind and file name) under the current policy, when they are
 // complete and were made with the DB in use now.
 func (h *Handler) reuse(ctx context.Context, j Job, sum, name string, pol *policies.Policy, base assetscan.Verdict) (assetscan.Verdict, assetscan.Findings, bool) {
-	if h.Content == nil || h.DBDigest == nil {
+	if h.Content == nil || h.DB == nil {
 		return assetscan.Verdict{}, assetscan.Findings{}, false
 	}
 	prev, err := h.Content.ByContent(ctx, j.Kind, sum, name)
@@ -323,7 +313,7 @@ func (h *Handler) reuse(ctx context.Context, j Job, sum, name string, pol *polic
 		return assetscan.Verdict{}, assetscan.Findings{}, false
 	}
 	f, err := h.Content.Findings(ctx, prev)
-	if err != nil || f.DB == nil || f.DB.Digest == "" || f.DB.Digest != h.DBDigest() || len(f.Checks) == 0 {
+	if err != nil || f.DB == nil || f.DB.Digest == "" || f.DB.Digest != h.DB().Digest || len(f.Checks) == 0 {
 		return assetscan.Verdict{}, assetscan.Findings{}, false
 	}
 	for _, c := range f.Checks {

@@ -63,14 +63,6 @@ func (e *engines) Close() {
 	}
 }
 
-// DBDigest is the digest of the vulnerability DB in use ("" without one).
-func (e *engines) DBDigest() string {
-	if e.Trivy == nil {
-		return ""
-	}
-	return e.Trivy.DB().Digest
-}
-
 // Ready is nil when the engines can scan: the malware canary passed.
 func (e *engines) Ready(context.Context) error {
 	if e.Monitor != nil {

@@ -261,7 +261,6 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	}
 	h := &queue.Handler{
 		Content:  store,
-		DBDigest: eng.DBDigest,
 		DB:       eng.DB,
 		Notify:   notify,
 		Metrics:  met,
