@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/queue"
 )
 
 // TypeDeliver is the asynq task type of one callback delivery.
@@ -310,21 +311,10 @@ func NewServer(rdb redis.UniversalClient, d *Deliverer, cfg ServerConfig) (*asyn
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           cfg.RetryDelay,
-		Logger:                   slogAdapter{cfg.Log},
+		Logger:                   queue.Logger(cfg.Log),
 		LogLevel:                 asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(TypeDeliver, d)
 	return srv, mux
-}
-
-// slogAdapter routes asynq's logs to slog.
-type slogAdapter struct{ l *slog.Logger }
-
-func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
-func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...), "component", "asynq") }
-func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...), "component", "asynq") }
-func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...), "component", "asynq") }
-func (a slogAdapter) Fatal(args ...any) {
-	a.l.Error(fmt.Sprint(args...), "component", "asynq", "fatal", true)
 }

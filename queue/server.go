@@ -73,7 +73,7 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, h *Handler) (*asynq.
 		// A worker that is not ready hands jobs back without spending one
 		// of their attempts.
 		IsFailure: func(err error) bool { return !errors.Is(err, ErrNotReady) },
-		Logger:    slogAdapter{cfg.Log},
+		Logger:    Logger(cfg.Log),
 		LogLevel:  asynq.WarnLevel,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			cfg.Log.WarnContext(ctx, "task failed", "type", t.Type(), "error", err)
@@ -84,7 +84,10 @@ func NewServer(rdb redis.UniversalClient, cfg ServerConfig, h *Handler) (*asynq.
 	return srv, mux
 }
 
-// slogAdapter routes asynq's logs to slog.
+// Logger routes an asynq server's logs to slog; every asynq server of
+// assetscan (scans, callback deliveries) uses it.
+func Logger(l *slog.Logger) asynq.Logger { return slogAdapter{l} }
+
 type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...), "component", "asynq") }
