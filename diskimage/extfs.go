@@ -1,6 +1,7 @@
 package diskimage
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -383,19 +384,8 @@ func (x *extFS) extents(in *extInode) (extentMap, error) {
 	if err := walk(in.block[:], -1); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b extent) int {
-		switch {
-		case a.lb < b.lb:
-			return -1
-		case a.lb > b.lb:
-			return 1
-		}
-		return 0
-	})
-	for i := 1; i < len(out); i++ {
-		if out[i].lb < out[i-1].lb+out[i-1].n {
-			return nil, errors.New("overlapping extents")
-		}
+	if err := sortExtents(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -510,4 +500,16 @@ func (b *blockReader) Read(p []byte) (int, error) {
 	}
 	b.pos += n
 	return int(n), nil
+}
+
+// sortExtents orders a file's extents by logical block and refuses
+// overlapping ones (a hostile file system could map a block twice).
+func sortExtents(m []extent) error {
+	slices.SortFunc(m, func(a, b extent) int { return cmp.Compare(a.lb, b.lb) })
+	for i := 1; i < len(m); i++ {
+		if m[i].lb < m[i-1].lb+m[i-1].n {
+			return errors.New("overlapping extents")
+		}
+	}
+	return nil
 }

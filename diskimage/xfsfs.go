@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"unsafe"
 
 	"github.com/masahiro331/go-xfs-filesystem/xfs"
@@ -98,19 +97,8 @@ func (x *xfsFS) open(f *entry) (io.Reader, error) {
 		}
 		m = append(m, extent{lb: e.StartOff, pb: pb, n: e.BlockCount})
 	}
-	slices.SortFunc(m, func(a, b extent) int {
-		switch {
-		case a.lb < b.lb:
-			return -1
-		case a.lb > b.lb:
-			return 1
-		}
-		return 0
-	})
-	for i := 1; i < len(m); i++ {
-		if m[i].lb < m[i-1].lb+m[i-1].n {
-			return nil, errors.New("overlapping extents")
-		}
+	if err := sortExtents(m); err != nil {
+		return nil, err
 	}
 	return &blockReader{r: x.r, limit: x.size, bs: x.bs, size: f.size, m: m}, nil
 }
