@@ -227,7 +227,7 @@ func verifyDir(dir string, pub Published) error {
 		if want == "" {
 			continue
 		}
-		sum, err := fileSHA256(filepath.Join(dir, filepath.FromSlash(rel)))
+		sum, err := vulndb.FileSHA256(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return err
 		}
@@ -236,19 +236,6 @@ func verifyDir(dir string, pub Published) error {
 		}
 	}
 	return checkMetadata(dir, pub)
-}
-
-func fileSHA256(file string) (string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeScratch removes downloads a previous run left unfinished.

@@ -91,7 +91,7 @@ func ReadMetadata(dir string) (assetscan.DBRef, error) {
 		return assetscan.DBRef{}, fmt.Errorf("vulndb: %w: %s has schema %d, trivy needs %d",
 			ErrSchema, metaPath, meta.Version, SchemaVersion)
 	}
-	digest, err := fileSHA256(dbPath)
+	digest, err := FileSHA256(dbPath)
 	if err != nil {
 		return assetscan.DBRef{}, fmt.Errorf("vulndb: %w", err)
 	}
@@ -117,7 +117,9 @@ func Stale(ref assetscan.DBRef, maxAge time.Duration, now time.Time) bool {
 	return now.Sub(ref.UpdatedAt) > maxAge
 }
 
-func fileSHA256(path string) (string, error) {
+// FileSHA256 is the hex SHA-256 of a DB file, as DBRef.Digest and the
+// published DB manifests (package dbsync) record it.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
