@@ -339,7 +339,7 @@ func (s *Server) Submit(ctx context.Context, req SubmitRequest) (SubmitResponse,
 }
 
 func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
-	s.writeScan(w, r, r.PathValue("scan_id"))
+	s.writeScan(w, r, r.PathValue("scan_id"), "scan not found")
 }
 
 func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
@@ -348,34 +348,26 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no scan for this asset"})
 		return
 	}
-	if err == nil {
-		// A seller asking about another seller's asset gets exactly the
-		// answer for an asset that does not exist.
-		sc, gerr := s.Scans.Get(r.Context(), id)
-		if gerr == nil && !mayRead(r.Context(), sc.SellerID) {
-			writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no scan for this asset"})
-			return
-		}
-	}
 	if err != nil {
 		s.Log.ErrorContext(r.Context(), "latest scan", "error", err)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "scan store unavailable"})
 		return
 	}
-	s.writeScan(w, r, id)
+	s.writeScan(w, r, id, "no scan for this asset")
 }
 
-func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id string) {
+// writeScan answers with a scan the caller may read; a scan of another
+// seller gets exactly the notFound answer of a missing one, so ids cannot
+// be probed.
+func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id, notFound string) {
 	ctx := r.Context()
 	if !strings.HasPrefix(id, "scn_") || !idRe.MatchString(id) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "scan not found"})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
 		return
 	}
 	sc, err := s.Scans.Get(ctx, id)
 	if errors.Is(err, storage.ErrScanNotFound) || (err == nil && !mayRead(ctx, sc.SellerID)) {
-		// Another seller's scan answers exactly like a missing one, so ids
-		// cannot be probed.
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "scan not found"})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
 		return
 	}
 	if err != nil {
