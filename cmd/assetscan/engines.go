@@ -100,7 +100,7 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 		e.closers = append(e.closers, func() { _ = te.Close() })
 	}
 
-	e.Checks = append(e.Checks, imageOnly{accounts.Check{}})
+	e.Checks = append(e.Checks, accounts.Check{})
 	e.Preparers = map[assetscan.Kind]scanner.Preparer{
 		assetscan.KindContainerImage: image.Preparer{},
 		assetscan.KindVMImage:        diskimage.Preparer{},
@@ -155,11 +155,6 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	e.closers = append(e.closers, cancel)
 	return e, nil
 }
-
-// imageOnly runs a check on image assets only.
-type imageOnly struct{ scanner.Check }
-
-func (imageOnly) AppliesTo(k assetscan.Kind) bool { return k != assetscan.KindPackage }
 
 // brokenCheck stands in for an engine that could not be opened: it always
 // reports that the check did not run.

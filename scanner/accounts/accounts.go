@@ -155,6 +155,10 @@ type Check struct {
 
 var _ scanner.Check = Check{}
 
+// AppliesTo says the check runs on images only: packages have no OS
+// accounts (scanner.Applier).
+func (Check) AppliesTo(k assetscan.Kind) bool { return k != assetscan.KindPackage }
+
 // Name returns assetscan.CheckAccount.
 func (Check) Name() string { return assetscan.CheckAccount }
 
