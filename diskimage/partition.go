@@ -139,7 +139,7 @@ func readMBR(r io.ReaderAt, size int64, mbr []byte, fl *findingList) ([]partitio
 		case 0:
 			continue
 		case mbrExtended, mbrExtLBA, mbrExtLinux:
-			logical, err := readEBRs(r, size, start, count, fl)
+			logical, err := readEBRs(r, size, partition{name: name, off: start * 512, len: count * 512}, fl)
 			if err != nil {
 				return nil, err
 			}
@@ -151,30 +151,46 @@ func readMBR(r io.ReaderAt, size int64, mbr []byte, fl *findingList) ([]partitio
 	return parts, nil
 }
 
-// readEBRs follows the chain of extended boot records; logical partitions
-// are named p5, p6, ... as Linux does.
-func readEBRs(r io.ReaderAt, size, extStart, extCount int64, fl *findingList) ([]partition, error) {
+// readEBRs follows the chain of extended boot records of the extended
+// partition ext (its start and length in 512-byte sectors); logical
+// partitions are named p5, p6, ... as Linux does. Every EBR must lie inside
+// the extended partition and the disk, and each is visited once: a chain
+// that loops, is longer than maxLogical, points outside the extended
+// partition or past the end of the disk, or holds an invalid EBR ends the
+// walk with a finding whose Path is the extended partition ("p2") and which
+// names the problem; the logical partitions found before it are kept.
+func readEBRs(r io.ReaderAt, size int64, ext partition, fl *findingList) ([]partition, error) {
 	le := binary.LittleEndian
+	extStart, extCount := ext.off/512, ext.len/512
 	var parts []partition
 	seen := map[int64]bool{}
 	ebr := extStart
+	stop := func(n int, why string) ([]partition, error) {
+		after := "no logical partition was inspected"
+		if n > 0 {
+			after = "logical partitions after p" + strconv.Itoa(4+n) + " were not inspected"
+		}
+		fl.add(finding(RuleUnreadable, ext.name, "extended partition "+ext.name+": "+why+": the partition table is corrupt, "+after))
+		return parts, nil
+	}
 	for n := 0; ; n++ {
-		if n >= maxLogical || seen[ebr] {
-			fl.add(finding(RuleUnreadable, "", "the chain of logical partitions loops or is too long: the partition table is corrupt"))
-			return parts, nil
+		switch {
+		case seen[ebr]:
+			return stop(n, fmt.Sprintf("the chain of extended boot records loops back to sector %d", ebr))
+		case n >= maxLogical:
+			return stop(n, fmt.Sprintf("more than %d logical partitions", maxLogical))
+		case ebr*512+512 > size:
+			return stop(n, fmt.Sprintf("an extended boot record (sector %d) lies beyond the end of the disk (%d sectors)", ebr, size/512))
+		case ebr < extStart || ebr >= extStart+extCount:
+			return stop(n, fmt.Sprintf("an extended boot record (sector %d) lies outside the extended partition (sectors %d-%d)", ebr, extStart, extStart+extCount-1))
 		}
 		seen[ebr] = true
 		var b [512]byte
-		if ebr*512+512 > size {
-			fl.add(finding(RuleUnreadable, "", "an extended boot record lies beyond the end of the disk: the partition table is corrupt"))
-			return parts, nil
-		}
-		if _, err := r.ReadAt(b[:], ebr*512); err != nil {
+		if _, err := r.ReadAt(b[:], ebr*512); err != nil && err != io.EOF {
 			return nil, err
 		}
 		if b[510] != 0x55 || b[511] != 0xaa {
-			fl.add(finding(RuleUnreadable, "", "an extended boot record is invalid: logical partitions were not inspected"))
-			return parts, nil
+			return stop(n, fmt.Sprintf("the extended boot record at sector %d has no boot signature", ebr))
 		}
 		e0, e1 := b[mbrPartitionOff:], b[mbrPartitionOff+16:]
 		name := "p" + strconv.Itoa(5+n)
