@@ -15,11 +15,27 @@ import (
 
 // Engine names recorded in Result.Engines.
 const (
-	// EngineName maps to clamd's VERSION reply.
+	// EngineName maps to clamd's VERSION reply ("ClamAV 1.4.6" or
+	// "ClamAV 1.4.6/27500/Mon Nov 30 09:30:24 2026").
 	EngineName = "clamav"
-	// SignaturesEngineName maps to CheckConfig.SignatureDigest when clamd
-	// reports no database version (custom signatures only).
+	// SignaturesEngineName maps to the digest of the signature files clamd
+	// loads (DigestDir of CheckConfig.SignatureDir), or SignaturesUnknown.
 	SignaturesEngineName = "clamav-signatures"
+)
+
+// Transfer modes (CheckConfig.Mode): how file contents reach clamd.
+const (
+	// ModeAuto: ModeFDPass on a unix socket, ModeInstream over TCP.
+	ModeAuto = "auto"
+	// ModeFDPass passes each file's descriptor over the unix socket
+	// (FILDES, SCM_RIGHTS), pipelined in IDSESSION connections: clamd
+	// reads the file itself, no byte goes through the socket. Needs clamd
+	// on the same host. Files larger than MaxStreamBytes and streamed
+	// sources (Target.Sources) still go through INSTREAM.
+	ModeFDPass = "fdpass"
+	// ModeInstream copies every byte through the socket (INSTREAM), one
+	// connection per stream. Works with a remote clamd.
+	ModeInstream = "instream"
 )
 
 // Rules of the malware check.
@@ -34,7 +50,12 @@ const (
 
 // Defaults for CheckConfig.
 const (
+	// DefaultConcurrency is the INSTREAM default (each stream holds a clamd
+	// thread and a temporary copy of up to MaxStreamBytes on clamd's side).
+	// In ModeFDPass the default is clamd's MaxThreads (from STATS).
 	DefaultConcurrency = 2
+	// DefaultFDPassConcurrency is used when clamd's STATS cannot be read.
+	DefaultFDPassConcurrency = 10
 	// DefaultMaxStreamBytes equals StreamMaxLength 2000M in the shipped
 	// clamd.conf (clamd accepts exactly StreamMaxLength bytes).
 	DefaultMaxStreamBytes int64 = 2000 << 20
@@ -43,20 +64,34 @@ const (
 
 // CheckConfig configures the malware check. Zero values mean the defaults.
 type CheckConfig struct {
-	// Concurrency is how many streams are sent to clamd at once. Default 2.
+	// Mode is how files reach clamd: ModeAuto (default, also ""),
+	// ModeFDPass or ModeInstream. ModeFDPass needs a unix socket address.
+	Mode string
+	// Concurrency is how many requests are in flight to clamd at once
+	// during a scan. 0: in ModeFDPass clamd's MaxThreads (read with STATS
+	// at each scan, DefaultFDPassConcurrency if unreadable); in
+	// ModeInstream DefaultConcurrency (2).
 	Concurrency int
 	// MaxStreamBytes is the longest stream sent to clamd; it must not exceed
 	// clamd's StreamMaxLength (a longer stream fails with ErrSizeLimit).
-	// A larger file is scanned in overlapping windows of this size.
-	// Default 2000 MiB.
+	// A larger file is scanned in overlapping windows of this size, through
+	// INSTREAM in every mode. Default 2000 MiB.
 	MaxStreamBytes int64
 	// WindowOverlap is how many bytes consecutive windows share, so that a
 	// signature up to this long straddling a window boundary is still seen
 	// whole. Default 1 MiB, but at most MaxStreamBytes/2.
 	WindowOverlap int64
-	// SignatureDigest identifies the signature set clamd loaded (see
-	// DigestDir). It is recorded as Engines["clamav-signatures"] when clamd's
-	// VERSION carries no database version, i.e. custom signatures only.
+	// SignatureDir is clamd's DatabaseDirectory when this process can read
+	// it (a private clamd, the shipped signatures, or a clamd on the same
+	// host; see DatabaseDirectory). The digest of the files in it is the
+	// signature part of the check's identity. Empty: the signatures are
+	// unknown (Identity.Known false, Engines["clamav-signatures"] =
+	// SignaturesUnknown), and verdicts must not be reused across scans.
+	SignatureDir string
+	// SignatureDigest is ignored.
+	//
+	// Deprecated: a digest fixed at start-up is not what clamd runs (it
+	// named the shipped set for any clamd); set SignatureDir.
 	SignatureDigest string
 }
 
@@ -71,6 +106,11 @@ func (c CheckConfig) Validate() error {
 	if c.WindowOverlap < 0 {
 		return errors.New("malware check config: WindowOverlap must not be negative")
 	}
+	switch c.Mode {
+	case "", ModeAuto, ModeFDPass, ModeInstream:
+	default:
+		return fmt.Errorf("malware check config: Mode %q: want %q, %q or %q", c.Mode, ModeAuto, ModeFDPass, ModeInstream)
+	}
 	d := c.withDefaults()
 	if d.MaxStreamBytes < 2 {
 		return fmt.Errorf("malware check config: MaxStreamBytes %d too small", d.MaxStreamBytes)
@@ -82,8 +122,8 @@ func (c CheckConfig) Validate() error {
 }
 
 func (c CheckConfig) withDefaults() CheckConfig {
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
+	if c.Mode == "" {
+		c.Mode = ModeAuto
 	}
 	if c.MaxStreamBytes == 0 {
 		c.MaxStreamBytes = DefaultMaxStreamBytes
@@ -98,6 +138,8 @@ func (c CheckConfig) withDefaults() CheckConfig {
 type Check struct {
 	client *Client
 	cfg    CheckConfig
+	mode   string // ModeFDPass or ModeInstream
+	sigs   dirDigester
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -110,8 +152,24 @@ func NewCheck(c *Client, cfg CheckConfig) (*Check, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Check{client: c, cfg: cfg.withDefaults()}, nil
+	k := &Check{client: c, cfg: cfg.withDefaults(), mode: cfg.Mode}
+	switch k.cfg.Mode {
+	case ModeAuto:
+		k.mode = ModeInstream
+		if c.network == "unix" && socketRights(0) != nil {
+			k.mode = ModeFDPass
+		}
+	case ModeFDPass:
+		if c.network != "unix" || socketRights(0) == nil {
+			return nil, fmt.Errorf("malware check config: Mode %q: %w (clamd address %s)", ModeFDPass, ErrNoFDPass, c.cfg.Addr)
+		}
+	}
+	return k, nil
 }
+
+// Mode returns the transfer mode the check uses: ModeFDPass or
+// ModeInstream (ModeAuto resolved against the clamd address).
+func (k *Check) Mode() string { return k.mode }
 
 // Name returns assetscan.CheckMalware.
 func (k *Check) Name() string { return assetscan.CheckMalware }
@@ -131,22 +189,27 @@ type fileState struct {
 	info os.FileInfo
 }
 
-// Run scans every file in t.Files. Any file clamd could not scan
-// completely (error reply, transport failure, time-out, file unreadable)
-// makes Run return an error: there is no partial pass. Detections are
-// findings; Run succeeds with them.
+// Run scans every file in t.Files (and t.Sources). Any file clamd could
+// not scan completely (error reply, transport failure, time-out, file
+// unreadable) makes Run return an error: there is no partial pass.
+// Detections are findings; Run succeeds with them.
+//
+// Result.Engines records the check's Identity, read before the scan:
+// Engines["clamav"] is clamd's VERSION reply and
+// Engines["clamav-signatures"] the signature directory's digest or
+// SignaturesUnknown. The identity is read again after the scan; if it
+// changed (a reload, a signature file added), Run fails with
+// ErrIdentityChanged (transient) rather than credit the results to either.
+// Result.Detail names the transfer mode.
 func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, error) {
 	if t == nil {
 		return scanner.Result{}, errors.New("malware check: nil target")
 	}
-	version, err := k.client.Version(ctx)
+	id, err := k.Identity(ctx)
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("malware check: %w", err)
 	}
-	engines := map[string]string{EngineName: version}
-	if !hasDBVersion(version) && k.cfg.SignatureDigest != "" {
-		engines[SignaturesEngineName] = k.cfg.SignatureDigest
-	}
+	engines := map[string]string{EngineName: id.Raw, SignaturesEngineName: id.SignaturesDigest}
 
 	// Plan: stat every file, split the large ones into windows.
 	files := make([]fileState, len(t.Files))
@@ -174,8 +237,24 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		fileBytes += info.Size()
 	}
 
+	conc, concFrom := k.concurrency(ctx)
 	replies := make([]Reply, len(units))
-	if err := k.scanUnits(ctx, files, units, replies); err != nil {
+	var fdUnits, streamUnits []int
+	for i, u := range units {
+		if k.mode == ModeFDPass && u.wins == 1 {
+			fdUnits = append(fdUnits, i)
+		} else {
+			streamUnits = append(streamUnits, i)
+		}
+	}
+	if err := k.scanFDs(ctx, files, units, fdUnits, replies, conc); err != nil {
+		return scanner.Result{}, err
+	}
+	streamConc := conc
+	if k.mode == ModeFDPass {
+		streamConc = min(conc, DefaultConcurrency) // windows of large files: bounded temp copies in clamd
+	}
+	if err := k.scanUnits(ctx, files, units, streamUnits, replies, streamConc); err != nil {
 		return scanner.Result{}, err
 	}
 
@@ -204,6 +283,14 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	}
 	findings = append(findings, srcFindings...)
 
+	after, err := k.Identity(ctx)
+	if err != nil {
+		return scanner.Result{}, fmt.Errorf("malware check: after the scan: %w", err)
+	}
+	if after.Raw != id.Raw || after.SignaturesDigest != id.SignaturesDigest {
+		return scanner.Result{}, fmt.Errorf("malware check: %w: %s before, %s after", ErrIdentityChanged, id, after)
+	}
+
 	detail := fmt.Sprintf("%d files", len(t.Files))
 	if len(t.Sources) > 0 {
 		detail += fmt.Sprintf("; %d streamed files, %d bytes (%s)", srcFiles, srcBytes, humanBytes(srcBytes))
@@ -215,7 +302,127 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 				windowed, humanBytes(k.cfg.MaxStreamBytes), windowCount, humanBytes(k.cfg.WindowOverlap), humanBytes(streamBytes))
 		}
 	}
+	detail += fmt.Sprintf("; mode %s, %d in flight (%s)", k.mode, conc, concFrom)
+	if !id.Known {
+		detail += "; signatures unknown: " + id.Unknown
+	}
 	return scanner.Result{Findings: findings, Detail: detail, Engines: engines}, nil
+}
+
+// concurrency resolves CheckConfig.Concurrency, and says where it came from.
+func (k *Check) concurrency(ctx context.Context) (int, string) {
+	if k.cfg.Concurrency > 0 {
+		return k.cfg.Concurrency, "configured"
+	}
+	if k.mode != ModeFDPass {
+		return DefaultConcurrency, "default"
+	}
+	n, err := k.client.MaxThreads(ctx)
+	if err != nil {
+		return DefaultFDPassConcurrency, "default; STATS unreadable"
+	}
+	return n, "clamd MaxThreads"
+}
+
+// scanFDs scans the whole-file units idx by passing their descriptors in
+// pipelined IDSESSION connections, conc requests in flight in all.
+func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, idx []int, replies []Reply, conc int) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel(err)
+		}
+	}
+	lanes := min(fdPassSessions, max(1, conc), len(idx))
+	next := make(chan int)
+	for l := range lanes {
+		window := conc / lanes
+		if l < conc%lanes {
+			window++
+		}
+		wg.Go(func() {
+			s, err := k.client.OpenSession(ctx, window, func(i int, r Reply, err error) {
+				if err != nil {
+					fail(fmt.Errorf("malware check: %q: %w", files[units[i].file].f.Path, err))
+					return
+				}
+				replies[i] = r
+			})
+			if err != nil {
+				fail(fmt.Errorf("malware check: %w", err))
+				for range next {
+				}
+				return
+			}
+			for i := range next {
+				if err := k.sendFD(s, files[units[i].file], i); err != nil {
+					fail(err)
+					break
+				}
+			}
+			if err := s.Close(); err != nil {
+				fail(fmt.Errorf("malware check: %w", err))
+			}
+			for range next {
+			}
+		})
+	}
+feed:
+	for _, i := range idx {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("malware check: %w", ctxError(ctx))
+	}
+	return nil
+}
+
+// fdPassSessions is how many IDSESSION connections share a scan's
+// requests. clamd reads each connection in one thread and hands the
+// commands to its pool; two connections keep it busy while one is being
+// read.
+const fdPassSessions = 2
+
+// sendFD opens a planned file, checks it is the file that was planned, and
+// passes its descriptor to clamd.
+func (k *Check) sendFD(s *Session, fs fileState, tag int) error {
+	f, err := os.Open(fs.f.DiskPath)
+	if err != nil {
+		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
+	}
+	if !os.SameFile(st, fs.info) || st.Size() != fs.info.Size() || !st.Mode().IsRegular() {
+		return fmt.Errorf("malware check: %q: file changed during the scan", fs.f.Path)
+	}
+	if err := s.SendFile(tag, f); err != nil {
+		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
+	}
+	return nil
 }
 
 // scanSources streams every file of each source (files inside VM disk
@@ -254,7 +461,11 @@ func (k *Check) scanSources(ctx context.Context, srcs []scanner.FileSource) ([]a
 	return findings, n, total, nil
 }
 
-func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, replies []Reply) error {
+// scanUnits streams the units idx with INSTREAM, conc at once.
+func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, idx []int, replies []Reply, conc int) error {
+	if len(idx) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -271,7 +482,7 @@ func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, 
 		}
 	}
 	next := make(chan int)
-	for range min(k.cfg.Concurrency, max(len(units), 1)) {
+	for range min(conc, len(idx)) {
 		wg.Go(func() {
 			for i := range next {
 				r, err := k.scanUnit(ctx, files[units[i].file], units[i])
@@ -284,7 +495,7 @@ func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, 
 		})
 	}
 feed:
-	for i := range units {
+	for _, i := range idx {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -374,11 +585,6 @@ func windows(size, w, overlap int64) [][2]int64 {
 		start = end - overlap
 	}
 }
-
-// hasDBVersion reports whether a VERSION reply names a database version
-// ("ClamAV 1.4.6/27530/Mon Jan 12 ..."), which only the official databases
-// provide.
-func hasDBVersion(v string) bool { return strings.Contains(v, "/") }
 
 type countingReader struct {
 	r io.Reader

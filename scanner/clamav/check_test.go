@@ -41,11 +41,27 @@ func TestCheckName(t *testing.T) {
 	if k.Name() != assetscan.CheckMalware {
 		t.Errorf("Name = %q", k.Name())
 	}
-	want := CheckConfig{Concurrency: 2, MaxStreamBytes: 2000 << 20, WindowOverlap: 1 << 20}
+	want := CheckConfig{Mode: ModeAuto, MaxStreamBytes: 2000 << 20, WindowOverlap: 1 << 20}
 	if k.Config() != want {
 		t.Errorf("defaults = %+v, want %+v", k.Config(), want)
 	}
+	for _, tt := range []struct{ addr, mode, want string }{
+		{"unix:/x", "", ModeFDPass},
+		{"unix:/x", ModeAuto, ModeFDPass},
+		{"unix:/x", ModeInstream, ModeInstream},
+		{"tcp:127.0.0.1:3310", "", ModeInstream},
+		{"tcp:127.0.0.1:3310", ModeAuto, ModeInstream},
+	} {
+		k := newCheck(t, newClient(t, Config{Addr: tt.addr}), CheckConfig{Mode: tt.mode})
+		if k.Mode() != tt.want {
+			t.Errorf("%s, Mode %q: resolved to %q, want %q", tt.addr, tt.mode, k.Mode(), tt.want)
+		}
+	}
+	if _, err := NewCheck(newClient(t, Config{Addr: "tcp:127.0.0.1:3310"}), CheckConfig{Mode: ModeFDPass}); !errors.Is(err, ErrNoFDPass) {
+		t.Errorf("fdpass over tcp: %v, want ErrNoFDPass", err)
+	}
 	for _, bad := range []CheckConfig{
+		{Mode: "multiscan"},
 		{Concurrency: -1}, {MaxStreamBytes: -1}, {WindowOverlap: -1},
 		{MaxStreamBytes: 1},
 		{MaxStreamBytes: 1000, WindowOverlap: 1000},
@@ -261,7 +277,7 @@ func TestCheckClean(t *testing.T) {
 		tfile{"noise.bin", filler(3<<20, 1)},
 		tfile{"clean.zip", zbuf.Bytes()},
 	)
-	k := newCheck(t, c, CheckConfig{SignatureDigest: testDigest})
+	k := newCheck(t, c, CheckConfig{SignatureDir: testDBDir})
 	res, err := k.Run(ctxTimeout(t, time.Minute), tg)
 	if err != nil {
 		t.Fatal(err)
@@ -276,8 +292,12 @@ func TestCheckClean(t *testing.T) {
 	if !strings.HasPrefix(v, "ClamAV ") {
 		t.Errorf("Engines = %v", res.Engines)
 	}
-	if testDigest != "" && !hasDBVersion(v) && res.Engines["clamav-signatures"] != testDigest {
-		t.Errorf("Engines = %v, want clamav-signatures %s", res.Engines, testDigest)
+	want := testDigest
+	if want == "" {
+		want = SignaturesUnknown
+	}
+	if res.Engines["clamav-signatures"] != want {
+		t.Errorf("Engines = %v, want clamav-signatures %s", res.Engines, want)
 	}
 	t.Logf("detail %q, engines %v", res.Detail, res.Engines)
 }
@@ -286,7 +306,7 @@ func TestCheckNoFiles(t *testing.T) {
 	t.Parallel()
 	c := needClamd(t)
 	res, err := newCheck(t, c, CheckConfig{}).Run(context.Background(), &scanner.Target{})
-	if err != nil || len(res.Findings) != 0 || res.Detail != "0 files" || res.Engines["clamav"] == "" {
+	if err != nil || len(res.Findings) != 0 || !strings.HasPrefix(res.Detail, "0 files; mode ") || res.Engines["clamav"] == "" {
 		t.Errorf("Run(no files) = %+v, %v", res, err)
 	}
 	if _, err := newCheck(t, c, CheckConfig{}).Run(context.Background(), nil); err == nil {
@@ -427,13 +447,20 @@ func TestLimits(t *testing.T) {
 
 	t.Run("size limit", func(t *testing.T) {
 		t.Parallel()
-		k := newCheck(t, c, CheckConfig{MaxStreamBytes: 2 << 20})
+		k := newCheck(t, c, CheckConfig{MaxStreamBytes: 2 << 20, Mode: ModeInstream})
 		tg := target(t, tfile{"small", []byte("fine")}, tfile{"big", filler(1<<20+1, 3)})
 		res, err := k.Run(ctxTimeout(t, time.Minute), tg)
 		if !errors.Is(err, ErrSizeLimit) || isTransient(err) {
 			t.Fatalf("Run = %+v, %v; want ErrSizeLimit, final", res, err)
 		}
 		t.Logf("error: %v", err)
+		// Passing descriptors, StreamMaxLength does not apply but
+		// MaxFileSize does: the file is reported unscannable, never clean.
+		k = newCheck(t, c, CheckConfig{MaxStreamBytes: 2 << 20, Mode: ModeFDPass})
+		res, err = k.Run(ctxTimeout(t, time.Minute), tg)
+		if err != nil || len(res.Findings) != 1 || res.Findings[0].Rule != RuleUnscannable || res.Findings[0].Path != "big" {
+			t.Fatalf("Run (fdpass) = %+v, %v; want big unscannable", res, err)
+		}
 		// Many chunks before clamd notices: it closes the socket while we
 		// still write, and we must still read its reply.
 		r, err := c.Scan(context.Background(), bytes.NewReader(make([]byte, 8<<20)))

@@ -21,7 +21,8 @@ import (
 // Without clamd they fail, unless ASSETSCAN_SKIP_SERVICES=1.
 var (
 	testAddr   string // the shared clamd; "" when services are skipped
-	testDigest string // digest of the shared daemon's signatures, if ours
+	testDBDir  string // the shared daemon's signature directory, if readable
+	testDigest string // DigestDir(testDBDir)
 )
 
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
@@ -29,6 +30,13 @@ func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 func runTests(m *testing.M) int {
 	if a := os.Getenv("ASSETSCAN_TEST_CLAMD"); a != "" {
 		testAddr = a
+		if conf := os.Getenv("ASSETSCAN_TEST_CLAMD_CONF"); conf != "" {
+			if dir, err := DatabaseDirectory(conf); err == nil {
+				if dg, err := DigestDir(dir); err == nil {
+					testDBDir, testDigest = dir, dg
+				}
+			}
+		}
 		return m.Run()
 	}
 	if _, err := ClamdPath(); err != nil {
@@ -52,7 +60,8 @@ func runTests(m *testing.M) int {
 	}
 	defer d.Stop()
 	testAddr = d.Addr()
-	if testDigest, err = DigestDir(filepath.Join(dir, "db")); err != nil {
+	testDBDir = filepath.Join(dir, "db")
+	if testDigest, err = DigestDir(testDBDir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
