@@ -1,6 +1,6 @@
 // Package archive extracts sellers' software packages (.zip, .tar,
 // .tar.gz/.tgz) safely and within bounds, so that the other checks can read
-// every file of the package from disk.
+// every byte of the package from disk.
 //
 // Every byte of a package is hostile. Extract never writes outside the
 // destination directory (all writes go through an [os.Root], and entry names
@@ -11,11 +11,30 @@
 // extraction itself could not run (context cancelled, disk full, destination
 // unusable).
 //
-// Nested archives (.zip, .tar, .tar.gz and .tgz members whose content is such
-// an archive) are unpacked in place, into a directory named after the member
-// with a "!" appended, so that their members are reported as
-// "lib/a.zip!/x.js". Other container formats (.jar, .whl, ...) are left
-// alone: the scanners read them as files.
+// What a member is, is decided by its content, never its name ([Sniff],
+// [SniffHead], from the bytes captured while the member is written: a
+// file is not read twice). Zips (ZIP64 and zips with a prefix included),
+// tars, and gzip, bzip2, xz and zstd streams are unpacked at every depth,
+// into a directory named after the member with a "!" appended, so that
+// their members are reported as "lib/a.zip!/x.js". A compressed stream
+// holding a tar is extracted as that tar ("a.tgz!/x.js"); holding anything
+// else, it is decompressed to one file named after the stream without its
+// compression suffix ("x.txt.gz!/x.txt", "logo.png!/logo.png"). 7z archives
+// are recognised, not unpacked (RuleUnsupported). Documents and executables
+// (PDF, OLE Office files, PE, ELF) are plain files, for engines that read
+// them whole. Zip-based package formats analyzers read whole (.jar, .whl,
+// ...: [ContainerName]) are kept on disk with File.Container set, and their
+// members are extracted too.
+//
+// Every byte of a zip is accounted for: the end record, the central
+// directory and the local header of every entry it names are walked, and
+// what none of them covers (data before the first entry, in gaps, after
+// the end record; an earlier zip concatenated in front; local entries the
+// directory does not name) is written out as a region file
+// ([RegionName]: `\region-0xSTART-0xEND`) that is scanned, and unpacked
+// when it is itself an archive. The same holds for data after the end of a
+// tar and after the last member of a gzip stream. [Result.Coverage] sums
+// it up.
 package archive
 
 import (
@@ -82,6 +101,23 @@ const (
 	// RuleUnscannable (check assetscan.CheckMalware): an encrypted zip entry,
 	// which nothing can inspect. The entry is skipped.
 	RuleUnscannable = "malware.unscannable"
+	// RuleHiddenData: bytes of an archive that no entry of its index
+	// accounts for and that are not a recognised benign shape: data before
+	// the first zip entry, in a gap between entries, after the end record
+	// (an earlier concatenated zip, local entries the central directory
+	// does not name), after the end of a tar or the last gzip member. The
+	// message gives the byte offsets; the bytes are written out as a
+	// region file (RegionName) and scanned, and unpacked if they are an
+	// archive. Meant to fail under the default policy.
+	RuleHiddenData = "archive.hidden_data"
+	// RulePrefixScript (informational): a zip is preceded by a launch
+	// script ("#!", a Spring Boot fully executable jar). The script is
+	// written out as a region file and scanned.
+	RulePrefixScript = "archive.prefix_script"
+	// RuleSFXStub (informational): a zip is preceded by an executable stub
+	// (PE or ELF: a self-extracting archive). The stub is written out as a
+	// region file and scanned.
+	RuleSFXStub = "archive.sfx_stub"
 )
 
 // FormatFromName returns the format an allowed file name claims (.zip,
@@ -99,10 +135,10 @@ func FormatFromName(name string) Format {
 	return FormatUnknown
 }
 
-// Detect sniffs the format of the file at path from its content: a zip local
-// file header (or the end record of an empty zip), a gzip stream holding a
-// tar archive, or a tar header (ustar, GNU or v7) with a valid checksum. The
-// file name is not looked at. Content that is none of these is
+// Detect sniffs the format of the file at path from its content: a zip
+// (as Sniff finds it, a zip with a prefix included), a gzip stream holding
+// a tar archive, or a tar header (ustar, GNU or v7) with a valid checksum.
+// The file name is not looked at. Content that is none of these is
 // FormatUnknown; an error means the file could not be read.
 func Detect(path string) (Format, error) {
 	f, err := os.Open(path)
@@ -110,6 +146,20 @@ func Detect(path string) (Format, error) {
 		return FormatUnknown, fmt.Errorf("detect: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return FormatUnknown, fmt.Errorf("detect: %w", err)
+	}
+	k, err := Sniff(f, fi.Size())
+	if err != nil {
+		return FormatUnknown, fmt.Errorf("detect: %w", err)
+	}
+	if k == KindZip {
+		return FormatZip, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return FormatUnknown, fmt.Errorf("detect: %w", err)
+	}
 	return detect(f)
 }
 

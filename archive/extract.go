@@ -26,6 +26,12 @@ type File struct {
 	DiskPath string
 	// Size is the number of bytes written.
 	Size int64
+	// Container is set for a zip-based package file a vulnerability
+	// analyzer reads whole (.jar, .war, .whl, .nupkg, ...; see
+	// ContainerName) that was kept on disk although its members were also
+	// extracted, into Path+"!/". Checks that read the members (malware,
+	// secrets) need not read it again.
+	Container bool
 }
 
 // Result is what Extract did.
@@ -43,6 +49,59 @@ type Result struct {
 	Entries int
 	// ExpandedBytes is the number of bytes written, across all levels.
 	ExpandedBytes int64
+	// Coverage says how much of the package the extraction accounted for
+	// and what it left unexamined.
+	Coverage Coverage
+}
+
+// MaxUnexamined bounds Coverage.Unexamined.
+const MaxUnexamined = 100
+
+// Coverage is what an extraction covered.
+//
+// AccountedBytes == InputBytes when every byte of the package file was
+// either part of an entry the archive's index names (header, data,
+// descriptor), part of the index itself (central directory, end records
+// and comment, tar headers and end blocks), zero padding, or written out
+// as a region file (see RuleHiddenData). An entry that was accounted for
+// but not extracted (encrypted, unsupported method, ...) is listed in
+// Unexamined instead.
+type Coverage struct {
+	// InputBytes is the size of the package file, in bytes.
+	InputBytes int64
+	// AccountedBytes is how many bytes of the package file (top level
+	// only; nested archives are accounted through their findings) were
+	// read and accounted for, as above. Less than InputBytes when
+	// extraction stopped early (a limit, a corrupt archive).
+	AccountedBytes int64
+	// Unexamined lists, in extraction order, at most MaxUnexamined things
+	// whose content was not extracted and so not examined by the checks
+	// that read files.
+	Unexamined []Unexamined
+	// UnexaminedCount is the number of such things, listed or not.
+	UnexaminedCount int
+}
+
+// Unexamined is one thing an extraction did not examine.
+type Unexamined struct {
+	// Path is as in assetscan.Finding.Path (DisplayPath applied); "" for
+	// the package as a whole.
+	Path string
+	// Rule is the rule id of the finding that says why (RuleUnscannable,
+	// RuleUnsupported, RuleCorrupt, RuleBomb, ...).
+	Rule string
+	// Reason is that finding's message.
+	Reason string
+}
+
+// leavesContent reports whether a finding of rule means some content was
+// not extracted.
+func leavesContent(rule string) bool {
+	switch rule {
+	case RuleLinkEscape, RuleSpecialFile, RuleHiddenData, RulePrefixScript, RuleSFXStub:
+		return false
+	}
+	return true
 }
 
 // copyBufSize is the size of the buffer entries are copied through.
@@ -91,6 +150,9 @@ func Extract(ctx context.Context, src string, f Format, dest string, lim Limits)
 		return nil, fmt.Errorf("extract: destination %s: %w", abs, err)
 	}
 	res := &Result{}
+	if fi, err := os.Stat(src); err == nil {
+		res.Coverage.InputBytes = fi.Size()
+	}
 	if f == FormatUnknown {
 		res.Findings = append(res.Findings, finding(RuleUnsupported, "",
 			"the package is not a zip, tar or tar.gz archive; pack it in one of these formats"))
@@ -108,7 +170,8 @@ func Extract(ctx context.Context, src string, f Format, dest string, lim Limits)
 		res:  res,
 		buf:  make([]byte, copyBufSize),
 	}
-	if _, err := e.extractLevel(&level{root: root, depth: 1}, f, sf, ""); err != nil {
+	kind := map[Format]Kind{FormatZip: KindZip, FormatTar: KindTar, FormatTarGz: KindGzip}[f]
+	if _, err := e.extractLevel(&level{root: root, depth: 1}, kind, sf, ""); err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
 	e.summarize()
@@ -177,12 +240,18 @@ type level struct {
 	// pending lists the members that look like nested archives, unpacked
 	// once the archive itself is done.
 	pending []pendingFile
+	// tentative: this level is a zip found by its end record only.
+	tentative bool
 }
 
 // pendingFile is a member that may be a nested archive.
 type pendingFile struct {
 	name string // clean path relative to the level's root
 	file File
+	kind Kind
+	// tentative: a zip found by its end record only (it has a prefix);
+	// if it does not open, it is a plain file.
+	tentative bool
 }
 
 // outcome is how extracting one archive ended.
@@ -192,6 +261,7 @@ const (
 	done    outcome = iota // every entry was read
 	corrupt                // the archive is corrupt; a finding was added
 	stopped                // a global limit was hit; a finding was added
+	notArchive             // a tentative zip that does not open; no finding
 )
 
 // memberKind is what an archive entry is.
@@ -230,15 +300,20 @@ type member struct {
 	method uint16
 }
 
-// extractLevel extracts one archive, then the nested archives found in it.
-func (e *extractor) extractLevel(lv *level, f Format, src *os.File, arcPath string) (outcome, error) {
+// extractLevel extracts one archive or compressed stream, then the nested
+// archives found in it.
+func (e *extractor) extractLevel(lv *level, k Kind, src *os.File, arcPath string) (outcome, error) {
 	var oc outcome
 	var err error
-	switch f {
-	case FormatZip:
+	switch k {
+	case KindZip:
 		oc, err = e.extractZip(lv, src, arcPath)
-	case FormatTar, FormatTarGz:
-		oc, err = e.extractTar(lv, src, f == FormatTarGz, arcPath)
+	case KindTar:
+		oc, err = e.extractTar(lv, src, arcPath)
+	case KindGzip, KindBzip2, KindXz, KindZstd:
+		oc, err = e.extractStream(lv, k, src, arcPath)
+	default:
+		return done, fmt.Errorf("extract %s: cannot unpack %s", DisplayPath(arcPath), k)
 	}
 	if err != nil {
 		return oc, err
@@ -257,32 +332,27 @@ func (e *extractor) extractLevel(lv *level, f Format, src *os.File, arcPath stri
 	return oc, nil
 }
 
-// nested unpacks the member p of lv if it is an archive, or lists it as a
-// regular file.
+// nested unpacks the member p of lv, an archive or compressed stream
+// recognised by its content (pf.kind), and lists it as a regular file when
+// it is kept.
 func (e *extractor) nested(lv *level, pf pendingFile) error {
 	name, p := pf.name, pf.file
 	keep := func() { e.res.Files = append(e.res.Files, p) }
+	if pf.kind == Kind7z {
+		e.add(RuleUnsupported, p.Path, "the member is a 7z archive, which is not unpacked; its content was not examined by every check, pack it as zip or tar.gz")
+		keep()
+		return nil
+	}
 	fh, err := lv.root.Open(name)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", DisplayPath(p.Path), err)
 	}
 	defer fh.Close()
-	f, err := detect(fh)
-	if err != nil {
-		return fmt.Errorf("%s: %w", DisplayPath(p.Path), err)
-	}
-	if f == FormatUnknown {
-		keep()
-		return nil
-	}
 	if lv.depth+1 > e.lim.MaxDepth {
 		e.add(RuleTooDeep, p.Path, fmt.Sprintf(
 			"nested archive at depth %d, deeper than the %d levels unpacked; it was not unpacked, flatten the nesting", lv.depth+1, e.lim.MaxDepth))
 		keep()
 		return nil
-	}
-	if _, err := fh.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("seek %s: %w", DisplayPath(p.Path), err)
 	}
 	dirName := name + "!"
 	if err := lv.root.Mkdir(dirName, 0o750); err != nil {
@@ -303,11 +373,25 @@ func (e *extractor) nested(lv *level, pf pendingFile) error {
 		return fmt.Errorf("open %s: %w", DisplayPath(p.Path+"!"), err)
 	}
 	defer sub.Close()
-	child := &level{root: sub, dir: p.Path + "!", depth: lv.depth + 1}
+	child := &level{root: sub, dir: p.Path + "!", depth: lv.depth + 1, tentative: pf.tentative}
 	before := len(e.res.Findings)
-	oc, err := e.extractLevel(child, f, fh, p.Path)
+	oc, err := e.extractLevel(child, pf.kind, fh, p.Path)
 	if err != nil {
 		return err
+	}
+	if oc == notArchive {
+		if err := lv.root.Remove(dirName); err != nil {
+			return fmt.Errorf("remove %s: %w", DisplayPath(p.Path+"!"), err)
+		}
+		keep()
+		return nil
+	}
+	if pf.kind == KindZip && ContainerName(name) {
+		// A vulnerability analyzer reads it whole (trivy's Java analyzer
+		// reads jars, nested ones too); its members are extracted as well.
+		p.Container = true
+		keep()
+		return nil
 	}
 	if oc != done || SkippedContent(e.res.Findings[before:]) {
 		// Some members were not unpacked (unsupported method, encrypted,
@@ -330,6 +414,13 @@ func (e *extractor) nested(lv *level, pf pendingFile) error {
 const maxFindingsPerRule = 100
 
 func (e *extractor) add(rule, p, msg string) {
+	if leavesContent(rule) {
+		cov := &e.res.Coverage
+		cov.UnexaminedCount++
+		if len(cov.Unexamined) < MaxUnexamined {
+			cov.Unexamined = append(cov.Unexamined, Unexamined{Path: DisplayPath(p), Rule: rule, Reason: msg})
+		}
+	}
 	if e.listed == nil {
 		e.listed = make(map[string]int)
 	}
@@ -508,7 +599,8 @@ func (e *extractor) file(lv *level, m *member, name, full, raw string) (outcome,
 	if err != nil {
 		return e.createFailed(err, raw)
 	}
-	n, oc, err := e.copy(out, rc, m, raw)
+	var sn sniffer
+	n, oc, err := e.copy(out, rc, m, raw, &sn)
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", DisplayPath(full), cerr)
 	}
@@ -526,18 +618,27 @@ func (e *extractor) file(lv *level, m *member, name, full, raw string) (outcome,
 		// Keep the readable part: it is scanned like any file.
 		e.res.Files = append(e.res.Files, f)
 	default:
-		if FormatFromName(name) != FormatUnknown {
-			lv.pending = append(lv.pending, pendingFile{name: name, file: f})
-		} else {
-			e.res.Files = append(e.res.Files, f)
-		}
+		e.sniffed(lv, name, f, &sn)
 	}
 	return oc, nil
 }
 
+// sniffed lists a file just written, or queues it for unpacking when its
+// content (captured by sn while it was written) is an archive or a
+// compressed stream.
+func (e *extractor) sniffed(lv *level, name string, f File, sn *sniffer) {
+	k := sn.kind(nil)
+	if k == KindPlain {
+		e.res.Files = append(e.res.Files, f)
+		return
+	}
+	lv.pending = append(lv.pending, pendingFile{name: name, file: f, kind: k,
+		tentative: k == KindZip && SniffHead(sn.head) != KindZip})
+}
+
 // copy copies an entry's data in chunks, enforcing the limits on the bytes
 // actually read.
-func (e *extractor) copy(w io.Writer, r io.Reader, m *member, raw string) (int64, outcome, error) {
+func (e *extractor) copy(w io.Writer, r io.Reader, m *member, raw string, sn *sniffer) (int64, outcome, error) {
 	var n int64
 	for {
 		if err := e.ctx.Err(); err != nil {
@@ -555,6 +656,9 @@ func (e *extractor) copy(w io.Writer, r io.Reader, m *member, raw string) (int64
 			}
 			if _, err := w.Write(e.buf[:k]); err != nil {
 				return n, stopped, fmt.Errorf("write %s: %w", DisplayPath(raw), err)
+			}
+			if sn != nil {
+				_, _ = sn.Write(e.buf[:k])
 			}
 			n += int64(k)
 			e.res.ExpandedBytes += int64(k)

@@ -299,8 +299,9 @@ func TestExtractHostile(t *testing.T) {
 			raw: func(t *testing.T) []byte {
 				return append(mustBytes(t, archive.FormatTar, []entry{file("a.txt", "a")}), "hidden payload"...)
 			},
-			wantFiles: []string{"a.txt"},
-			wantRules: []string{"archive.corrupt "},
+			// Written out as a region, to be scanned.
+			wantFiles: []string{`\region-0x800-0x80e`, "a.txt"},
+			wantRules: []string{"archive.hidden_data "},
 		},
 		{
 			name:   "concatenated tar.gz",
@@ -310,8 +311,10 @@ func TestExtractHostile(t *testing.T) {
 				b := mustBytes(t, archive.FormatTarGz, []entry{file("b.txt", "b")})
 				return append(a, b...)
 			},
-			wantFiles: []string{"a.txt"},
-			wantRules: []string{"archive.corrupt "},
+			// The second tar follows the first's end in the one gzip
+			// stream: a region, unpacked as the tar it is.
+			wantFiles: []string{`\region-0x800-0x1000!/b.txt`, "a.txt"},
+			wantRules: []string{"archive.hidden_data "},
 		},
 		{
 			name:   "corrupt tar header checksum",
@@ -400,7 +403,8 @@ func TestExtractHostile(t *testing.T) {
 			raw: func(t *testing.T) []byte {
 				return mustBytes(t, archive.FormatTar, []entry{file("fake.zip", "not a zip"), {Name: "lib/x.jar", Body: innerZip(t)}})
 			},
-			wantFiles: []string{"fake.zip", "lib/x.jar"},
+			// A jar is kept whole for the analyzers and unpacked too.
+			wantFiles: []string{"fake.zip", "lib/x.jar", "lib/x.jar!/x.txt"},
 		},
 		{
 			name:   "nested content decides the format",

@@ -3,7 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bufio"
-	"compress/gzip"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,18 +37,33 @@ func (c *countReader) ReadByte() (byte, error) {
 	return b, err
 }
 
-// extractTar extracts a tar or tar.gz archive, streaming.
-func (e *extractor) extractTar(lv *level, src *os.File, gz bool, arcPath string) (outcome, error) {
+// extractTar extracts a tar archive, streaming.
+func (e *extractor) extractTar(lv *level, src *os.File, arcPath string) (outcome, error) {
 	cr := &countReader{r: bufio.NewReaderSize(src, 64<<10)}
-	var r io.Reader = cr
-	if gz {
-		zr, err := gzip.NewReader(cr)
-		if err != nil {
-			return e.readFailed(err, arcPath)
-		}
-		defer zr.Close()
-		r = zr
+	oc, err := e.tarEntries(lv, cr, cr, arcPath)
+	if err == nil && oc == done && lv.depth == 1 {
+		e.res.Coverage.AccountedBytes = cr.n
 	}
+	return oc, err
+}
+
+// offsetReader counts the bytes read through it.
+type offsetReader struct {
+	r io.Reader
+	n int64
+}
+
+func (o *offsetReader) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	o.n += int64(n)
+	return n, err
+}
+
+// tarEntries extracts the tar archive read from src (the file itself, or
+// a decompressed stream); cr counts the bytes read from the file, for
+// compression ratios.
+func (e *extractor) tarEntries(lv *level, src io.Reader, cr *countReader, arcPath string) (outcome, error) {
+	r := &offsetReader{r: src}
 	tr := tar.NewReader(r)
 	for {
 		if err := e.ctx.Err(); err != nil {
@@ -56,7 +71,7 @@ func (e *extractor) extractTar(lv *level, src *os.File, gz bool, arcPath string)
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return e.tarTrailer(r, arcPath)
+			return e.tarTrailer(lv, r, arcPath)
 		}
 		if err != nil {
 			return e.readFailed(err, arcPath)
@@ -126,23 +141,30 @@ func (e *extractor) discard(r io.Reader, m *member, raw string) (outcome, error)
 }
 
 // tarTrailer reads what follows the end of a tar archive: zero padding is
-// fine, anything else (another archive, hidden data) is not extracted and
-// so is reported. Reading to the end also verifies the gzip checksum.
-func (e *extractor) tarTrailer(r io.Reader, arcPath string) (outcome, error) {
-	var n int64
+// fine, anything else (another archive, hidden data) is written out as a
+// region (RuleHiddenData) from the first non-zero chunk on. Reading to the
+// end also verifies the gzip checksum.
+func (e *extractor) tarTrailer(lv *level, r *offsetReader, arcPath string) (outcome, error) {
+	trailer := r.n
 	for {
 		if err := e.ctx.Err(); err != nil {
 			return stopped, err
 		}
+		start := r.n
 		k, rerr := r.Read(e.buf)
 		if !allZero(e.buf[:k]) {
-			e.add(RuleCorrupt, arcPath, "there is data after the end of the tar archive, which is not extracted; remove it")
-			return corrupt, nil
+			first := bytes.Clone(e.buf[:k])
+			var rest io.Reader = r
+			if rerr != nil {
+				rest = eofReader{rerr}
+			}
+			return e.writeRegion(lv, io.MultiReader(bytes.NewReader(first), rest), start, arcPath,
+				regionClass{RuleHiddenData, "data after the end of the tar archive (offsets in the tar stream)"})
 		}
-		n += int64(k)
-		if n > maxTrailer {
-			e.add(RuleCorrupt, arcPath, fmt.Sprintf("there are more than %d bytes after the end of the tar archive, which are not extracted; remove them", maxTrailer))
-			return corrupt, nil
+		if r.n-trailer > maxTrailer {
+			// A bounded stretch of zeros: what may follow is read as a region.
+			return e.writeRegion(lv, r, r.n, arcPath,
+				regionClass{RuleHiddenData, "data after the end of the tar archive (offsets in the tar stream)"})
 		}
 		if errors.Is(rerr, io.EOF) {
 			return done, nil
@@ -152,3 +174,8 @@ func (e *extractor) tarTrailer(r io.Reader, arcPath string) (outcome, error) {
 		}
 	}
 }
+
+// eofReader returns err (io.EOF, or the error that ended a read).
+type eofReader struct{ err error }
+
+func (r eofReader) Read([]byte) (int, error) { return 0, r.err }

@@ -41,10 +41,20 @@ func (e *extractor) extractZip(lv *level, src *os.File, arcPath string) (outcome
 	}
 	zr, err := zip.NewReader(src, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		if lv.tentative {
+			return notArchive, nil
+		}
 		return e.readFailed(err, arcPath)
 	}
 	if name, ok := zipOverlap(zr, size); ok {
 		return e.bomb(join(lv.dir, name), "zip entries overlap each other (overlapping-entry zip bomb); extraction stopped")
+	}
+	zi, err := indexZip(src, size, remaining)
+	if err != nil {
+		if isIOError(err) {
+			return stopped, fmt.Errorf("read %s: %w", DisplayPath(arcPath), err)
+		}
+		return e.readFailed(err, arcPath)
 	}
 	for _, zf := range zr.File {
 		m := zipMember(zf)
@@ -52,6 +62,16 @@ func (e *extractor) extractZip(lv *level, src *os.File, arcPath string) (outcome
 		if err != nil || oc != done {
 			return oc, err
 		}
+	}
+	if zi.overlaps > 0 {
+		e.add(RuleHiddenData, arcPath, fmt.Sprintf(
+			"%d structures of the zip (entries, central directory, end records) overlap others; what the overlapping bytes mean depends on the reader, rebuild the archive", zi.overlaps))
+	}
+	if oc, err := e.zipRegions(lv, src, zi, arcPath); err != nil || oc == stopped {
+		return oc, err
+	}
+	if lv.depth == 1 {
+		e.res.Coverage.AccountedBytes = size
 	}
 	return done, nil
 }
