@@ -61,10 +61,18 @@ const (
 	// RulePresetKey: an authorized_keys file with at least one key lets
 	// someone log in over SSH.
 	RulePresetKey = "account.preset_key"
+	// RuleRootKeyDisabled (informational): an authorized_keys file whose
+	// every key carries cloud-init's disable_root forced command ("Please
+	// login as the user ... rather than the user root"; exit 142), which
+	// many cloud images ship: the keys cannot open a shell. Reported
+	// instead of RulePresetKey.
+	RuleRootKeyDisabled = "account.root_key_disabled"
 	// RuleLoginPrivateKey: a private key in an account's ~/.ssh.
 	RuleLoginPrivateKey = "account.login_private_key"
 	// RuleSSHHostKey: an SSH host private key baked into the image, which
-	// every instance would share.
+	// every instance would share. Policies may also name it by its alias
+	// hygiene.ssh_host_keys (scanner/hygiene.Alias); the finding keeps
+	// this id.
 	RuleSSHHostKey = "account.ssh_host_key"
 	// RuleCloudInitPassword: cloud-init configuration sets a password,
 	// in plain text or hashed.

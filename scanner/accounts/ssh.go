@@ -130,11 +130,15 @@ func (in *inspector) sshKeys() {
 			continue
 		}
 		in.stats.keyFiles++
-		n := 0
+		n, disabled := 0, 0
 		for _, l := range lines(data) {
-			l = strings.TrimSpace(l)
-			if l != "" && !strings.HasPrefix(l, "#") {
-				n++
+			opts, ok := ParseAuthorizedKeyLine(l)
+			if !ok {
+				continue
+			}
+			n++
+			if IsCloudInitDisabledKey(opts) {
+				disabled++
 			}
 		}
 		if n == 0 {
@@ -146,6 +150,12 @@ func (in *inspector) sshKeys() {
 		}
 		if k.every {
 			who = "every account (AuthorizedKeysFile in sshd_config)"
+		}
+		if disabled == n {
+			in.add(RuleRootKeyDisabled, k.path, fmt.Sprintf(
+				"%s holds %d SSH key line(s) for %s, each with cloud-init's disable_root forced command (\"Please login as the user ... rather than the user root\"): they cannot open a shell",
+				k.path, n, who))
+			continue
 		}
 		in.add(RulePresetKey, k.path, fmt.Sprintf(
 			"%s holds %d SSH key line(s) authorizing logins as %s: images must not ship authorized_keys; let cloud-init install the buyer's key at first boot",
