@@ -99,7 +99,7 @@ func TestDetectTolerant(t *testing.T) {
 }
 
 // binaries are real shapes that must not be taken for UTF-16/32 text.
-func binaries(t *testing.T) map[string][]byte {
+func binaries(t testing.TB) map[string][]byte {
 	t.Helper()
 	m := map[string][]byte{}
 	img := image.NewRGBA(image.Rect(0, 0, 64, 64))
