@@ -14,6 +14,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,8 +63,12 @@ type Server struct {
 	Enqueuer Enqueuer
 	// Kinds are the asset kinds the workers handle; others get 400.
 	Kinds []assetscan.Kind
-	// ReportsBucket is pinged by /readyz.
+	// ReportsBucket is pinged by /readyz. It holds verdicts, findings and
+	// policies, so a submission may never point at it (see Scope).
 	ReportsBucket string
+	// Scope limits what a submission may point at; its zero value allows
+	// every bucket but ReportsBucket and no key layout.
+	Scope Scope
 	Policies      Policies
 	Reeval        Reevaluator
 	// PolicyDir, optional, holds policy files POST /v1/policies/reload applies.
@@ -194,6 +199,97 @@ var (
 	bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 )
 
+// Scope is what a submission may point at. A submission outside it is
+// refused with 403 before anything is read from storage.
+type Scope struct {
+	// Buckets are the buckets assets may be read from; empty means any
+	// bucket except the reserved ones.
+	Buckets []string
+	// Reserved buckets are never allowed, even if listed in Buckets: the
+	// reports bucket (always, from Server.ReportsBucket), the policy and
+	// vulnerability DB buckets.
+	Reserved []string
+	// KeyLayout, optional, binds an object key to the submission: the key
+	// must start with the layout with its placeholders filled in. See
+	// ParseKeyLayout.
+	KeyLayout KeyLayout
+}
+
+// KeyLayout is a parsed key layout template, e.g. "{seller_id}/" or
+// "uploads/{seller_id}/{asset_id}/". The zero value binds nothing.
+type KeyLayout struct{ tmpl string }
+
+// Key layout placeholders.
+var layoutFields = []string{"{seller_id}", "{asset_id}", "{kind}"}
+
+// ParseKeyLayout checks a key layout template: literal text and the
+// placeholders {seller_id}, {asset_id} and {kind}, containing {seller_id},
+// ending with "/" (so seller "s1" cannot claim "s10/..."), at most 256
+// bytes. "" is the empty layout (no binding).
+func ParseKeyLayout(tmpl string) (KeyLayout, error) {
+	if tmpl == "" {
+		return KeyLayout{}, nil
+	}
+	rest := tmpl
+	for _, f := range layoutFields {
+		rest = strings.ReplaceAll(rest, f, "")
+	}
+	switch {
+	case len(tmpl) > 256:
+		return KeyLayout{}, errors.New("key layout: longer than 256 bytes")
+	case strings.ContainsAny(rest, "{}"):
+		return KeyLayout{}, fmt.Errorf("key layout %q: unknown placeholder (known: %s)", tmpl, strings.Join(layoutFields, ", "))
+	case !strings.Contains(tmpl, "{seller_id}"):
+		return KeyLayout{}, fmt.Errorf("key layout %q: must contain {seller_id}", tmpl)
+	case !strings.HasSuffix(tmpl, "/"):
+		return KeyLayout{}, fmt.Errorf("key layout %q: must end with /", tmpl)
+	case strings.HasPrefix(tmpl, "/"):
+		return KeyLayout{}, fmt.Errorf("key layout %q: must not start with /", tmpl)
+	}
+	return KeyLayout{tmpl: tmpl}, nil
+}
+
+// String returns the template.
+func (l KeyLayout) String() string { return l.tmpl }
+
+// Prefix is the key prefix the layout requires of r ("" when unbound).
+func (l KeyLayout) Prefix(r SubmitRequest) string {
+	if l.tmpl == "" {
+		return ""
+	}
+	return strings.NewReplacer("{seller_id}", r.SellerID, "{asset_id}", r.AssetID, "{kind}", string(r.Kind)).Replace(l.tmpl)
+}
+
+// check returns a 403 SubmitError when r points outside the scope.
+func (sc Scope) check(r SubmitRequest, reportsBucket string) error {
+	if r.Bucket == reportsBucket || slices.Contains(sc.Reserved, r.Bucket) {
+		return &SubmitError{Code: http.StatusForbidden, Message: "bucket not allowed",
+			Fields: map[string]string{"bucket": fmt.Sprintf("bucket %q is reserved for the service's own data", r.Bucket)}}
+	}
+	if len(sc.Buckets) > 0 && !slices.Contains(sc.Buckets, r.Bucket) {
+		return &SubmitError{Code: http.StatusForbidden, Message: "bucket not allowed",
+			Fields: map[string]string{"bucket": fmt.Sprintf("bucket %q is not an asset bucket of this deployment", r.Bucket)}}
+	}
+	if p := sc.KeyLayout.Prefix(r); p != "" {
+		if !strings.HasPrefix(r.Key, p) || hasDotSegment(r.Key) {
+			return &SubmitError{Code: http.StatusForbidden, Message: "key outside the seller's area",
+				Fields: map[string]string{"key": fmt.Sprintf("must start with %q (layout %q) and have no . or .. segments", p, sc.KeyLayout)}}
+		}
+	}
+	return nil
+}
+
+// hasDotSegment reports "." or ".." path segments or empty ones ("a//b"),
+// which some S3 services and proxies normalise away.
+func hasDotSegment(key string) bool {
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." || seg == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Validate returns field-level problems.
 func (r SubmitRequest) Validate(kinds []assetscan.Kind) map[string]string {
 	bad := map[string]string{}
@@ -243,10 +339,7 @@ func (r SubmitRequest) Validate(kinds []assetscan.Kind) map[string]string {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req SubmitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid JSON body: " + err.Error()})
+	if !decodeJSON(w, r, 64<<10, &req) {
 		return
 	}
 	resp, created, err := s.Submit(ctx, req)
@@ -291,6 +384,9 @@ func (s *Server) Submit(ctx context.Context, req SubmitRequest) (SubmitResponse,
 	if bad := req.Validate(s.Kinds); len(bad) > 0 {
 		return SubmitResponse{}, false, &SubmitError{Code: http.StatusBadRequest, Message: "invalid request", Fields: bad}
 	}
+	if err := s.Scope.check(req, s.ReportsBucket); err != nil {
+		return SubmitResponse{}, false, err
+	}
 	info, err := s.Objects.Stat(ctx, req.Bucket, req.Key, req.VersionID)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -308,6 +404,19 @@ func (s *Server) Submit(ctx context.Context, req SubmitRequest) (SubmitResponse,
 	if sc.VersionID == "" {
 		sc.VersionID = info.VersionID
 	}
+	if len(req.DeclaredPasswords) > 0 {
+		// Judged now, under the policy in force: only the findings travel
+		// and are kept, never the passwords. They are part of the
+		// submission's identity: other declared inputs, another scan.
+		pol, err := s.Policies.ForKind(ctx, sc.Kind)
+		if err != nil {
+			s.Log.ErrorContext(ctx, "policy store", "error", err)
+			return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "policy store unavailable, retry later"}
+		}
+		sc.Declared = declaredPasswordFindings(req.DeclaredPasswords, pol)
+		sc.DeclaredDigest = storage.FindingsDigest(sc.Declared, len(req.DeclaredPasswords))
+	}
+	sc.TaskID = sc.ScanID
 	got, created, err := s.Scans.Create(ctx, sc)
 	if err != nil {
 		s.Log.ErrorContext(ctx, "create scan", "error", err)
@@ -316,17 +425,9 @@ func (s *Server) Submit(ctx context.Context, req SubmitRequest) (SubmitResponse,
 	if !created {
 		return SubmitResponse{ScanID: got.ScanID, Status: got.Status, Verdict: got.Verdict, Existing: true}, false, nil
 	}
-	job := queue.Job{ScanID: sc.ScanID, AssetID: sc.AssetID, SellerID: sc.SellerID, Kind: sc.Kind,
-		Bucket: sc.Bucket, Key: sc.Key, VersionID: sc.VersionID, ExpectedSHA256: sc.ExpectedSHA256, Size: sc.Size}
-	if len(req.DeclaredPasswords) > 0 {
-		pol, err := s.Policies.ForKind(ctx, sc.Kind)
-		if err != nil {
-			_ = s.Scans.Forget(context.WithoutCancel(ctx), sc)
-			s.Log.ErrorContext(ctx, "policy store", "error", err)
-			return SubmitResponse{}, false, &SubmitError{Code: http.StatusServiceUnavailable, Message: "policy store unavailable, retry later"}
-		}
-		job.Findings = declaredPasswordFindings(req.DeclaredPasswords, pol)
-	}
+	// A crash between Create and Enqueue leaves the record pending with
+	// no task: the sweeper (queue.Sweeper) re-enqueues it.
+	job := queue.JobOf(sc)
 	if err := s.Enqueuer.Enqueue(ctx, job); err != nil {
 		s.Log.ErrorContext(ctx, "enqueue", "error", err, "scan_id", sc.ScanID)
 		_ = s.Scans.Forget(context.WithoutCancel(ctx), sc)
@@ -345,6 +446,11 @@ func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
 func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	id, err := s.Scans.Latest(r.Context(), r.PathValue("asset_id"))
 	if errors.Is(err, storage.ErrScanNotFound) {
+		// An asset of another seller costs Latest (a Redis hit), Get (a
+		// Redis hit) and a verdict miss in object storage (writeScan);
+		// a missing asset costs Latest (a Redis miss, then an object
+		// storage miss): one Redis round trip more evens them.
+		_ = s.Scans.PingRedis(r.Context())
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "no scan for this asset"})
 		return
 	}
@@ -356,17 +462,35 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 	s.writeScan(w, r, id, "no scan for this asset")
 }
 
+// decoyScanID is a well-formed scan id that is never issued (its time
+// part is 0): reading it costs what reading a missing scan costs.
+const decoyScanID = "scn_00000000000000000000000000"
+
 // writeScan answers with a scan the caller may read; a scan of another
 // seller gets exactly the notFound answer of a missing one, so ids cannot
-// be probed.
+// be probed, and costs the same work, so they cannot be timed either:
+//
+//   - a missing scan: Get misses in Redis, then misses in object storage;
+//   - another seller's scan: Get hits in Redis, then a verdict read of
+//     decoyScanID misses in object storage;
+//   - a malformed id: Get of decoyScanID (a Redis miss and an object
+//     storage miss), as for a missing scan.
+//
+// The remaining difference is a Redis hit against a Redis miss. A scan
+// whose record has left Redis (older than its TTL) costs one object
+// storage read more; its existence is then old news.
 func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id, notFound string) {
 	ctx := r.Context()
+	lookup := id
 	if !strings.HasPrefix(id, "scn_") || !idRe.MatchString(id) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
-		return
+		lookup = decoyScanID
 	}
-	sc, err := s.Scans.Get(ctx, id)
-	if errors.Is(err, storage.ErrScanNotFound) || (err == nil && !mayRead(ctx, sc.SellerID)) {
+	sc, err := s.Scans.Get(ctx, lookup)
+	if err == nil && (lookup != id || !mayRead(ctx, sc.SellerID)) {
+		_, _ = s.Scans.Verdict(ctx, decoyScanID)
+		err = storage.ErrScanNotFound
+	}
+	if errors.Is(err, storage.ErrScanNotFound) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
 		return
 	}
@@ -415,6 +539,22 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, code, map[string]any{"ready": ok, "checks": checks})
 }
 
+// decodeJSON reads a JSON request body of at most limit bytes into v,
+// strictly: unknown members, duplicate member names, member names that
+// differ from the field names only by case ("Seller_ID"), invalid UTF-8
+// and trailing data are refused. On failure it answers 400 and returns
+// false. (encoding/json matches names case-insensitively and lets the
+// last duplicate win, so {"seller_id":"a","Seller_ID":"b"} would be "b".)
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	err := jsonv2.UnmarshalRead(http.MaxBytesReader(w, r.Body, limit), v,
+		jsonv2.RejectUnknownMembers(true), jsonv2.MatchCaseInsensitiveNames(false))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid JSON body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -437,15 +577,27 @@ func mayRead(ctx context.Context, sellerID string) bool {
 }
 
 // declaredPasswordFindings judges declared initial passwords under the
-// policy's complexity rule. The findings never contain the password.
+// policy's complexity rule. A finding names the account and states the
+// whole rule, never which part of it the password broke: "equal to the
+// account name" would reveal the password, and naming only the other
+// parts would reveal it by elimination (a finding that names no part
+// would mean "it is the account name"). The message is therefore the same
+// for every broken password of an account under a policy; the seller,
+// who knows the password, can check it against the rule.
 func declaredPasswordFindings(ds []DeclaredPassword, p *policies.Policy) []assetscan.Finding {
 	c := accounts.Complexity{MinLength: p.Passwords.MinLength, MinClasses: p.Passwords.MinClasses,
 		ForbidAccountName: p.Passwords.ForbidAccountName}
+	rule := fmt.Sprintf("at least %d characters and at least %d of the 4 character classes (lower-case, upper-case, digits, special characters)",
+		c.MinLength, c.MinClasses)
+	if c.ForbidAccountName {
+		rule += ", and not the account name"
+	}
 	var out []assetscan.Finding
 	for _, d := range ds {
-		if ok, reason := accounts.CheckComplexity(d.Account, d.Password, c); !ok {
+		if ok, _ := accounts.CheckComplexity(d.Account, d.Password, c); !ok {
 			out = append(out, assetscan.Finding{Check: assetscan.CheckAccount, Rule: queue.RuleDeclaredPassword,
-				Message: fmt.Sprintf("declared initial password of account %q: %s", d.Account, reason)})
+				Message: fmt.Sprintf("the declared initial password of account %q breaks the password complexity rule: %s",
+					d.Account, rule)})
 		}
 	}
 	return out

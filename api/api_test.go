@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/policies"
 )
 
 func TestOpenAPIMatchesRoutes(t *testing.T) {
@@ -62,5 +63,48 @@ func TestSubmitValidation(t *testing.T) {
 		if tt.field != "" && bad[tt.field] == "" {
 			t.Errorf("%s: no message for %s: %v", tt.name, tt.field, bad)
 		}
+	}
+}
+
+// TestDeclaredPasswordFindingsRevealNothing: a finding about a declared
+// password never contains it and never says which part of the rule it
+// broke (equal to the account name would give it away, directly or by
+// elimination): every broken password of an account gets the same text.
+func TestDeclaredPasswordFindingsRevealNothing(t *testing.T) {
+	t.Parallel()
+	pol, err := policies.Default(assetscan.KindVMImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []DeclaredPassword{
+		{"Administrator9", "Administrator9"}, // long, 3 classes: only the name rule
+		{"Administrator9", "administrator9"}, // the name, case-folded
+		{"Administrator9", "abc"},            // short, one class
+		{"Administrator9", "abcdefghijkl"},   // one class
+		{"Administrator9", "Ab1"},            // short
+	}
+	var first string
+	for _, d := range cases {
+		fs := declaredPasswordFindings([]DeclaredPassword{d}, pol)
+		if len(fs) != 1 {
+			t.Fatalf("%q: %d findings, want 1", d.Password, len(fs))
+		}
+		m := fs[0].Message
+		if strings.Contains(m, d.Password) && d.Password != d.Account {
+			t.Errorf("%q: message contains the password: %s", d.Password, m)
+		}
+		for _, leak := range []string{"equal to", "shorter than", "uses 1 of", "uses 2 of", "fewer than"} {
+			if strings.Contains(m, leak) {
+				t.Errorf("%q: message says which part broke (%q): %s", d.Password, leak, m)
+			}
+		}
+		if first == "" {
+			first = m
+		} else if m != first {
+			t.Errorf("messages differ by password:\n%s\n%s", first, m)
+		}
+	}
+	if got := declaredPasswordFindings([]DeclaredPassword{{"root", "Str0ng-Passw0rd"}}, pol); len(got) != 0 {
+		t.Errorf("strong password: %v", got)
 	}
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -17,10 +16,7 @@ type CallbackRequest struct {
 // secret, the only time it is shown.
 func (s *Server) addCallback(w http.ResponseWriter, r *http.Request) {
 	var req CallbackRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid JSON body: " + err.Error()})
+	if !decodeJSON(w, r, 16<<10, &req) {
 		return
 	}
 	sub, err := s.Callbacks.Add(r.Context(), req.URL, principalName(r.Context()))

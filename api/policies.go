@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -152,10 +151,7 @@ func (s *Server) policyHistory(w http.ResponseWriter, r *http.Request) {
 func (s *Server) evaluatePolicy(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req EvaluateRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 2<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: "invalid JSON body: " + err.Error()})
+	if !decodeJSON(w, r, 2<<20, &req) {
 		return
 	}
 	draft, err := policies.Parse([]byte(req.Document))
