@@ -74,6 +74,7 @@ func rules() map[string]ruleText {
 		"account.cloud_init_password":     {"cloud-init sets a password", "remove the password setting from {path}; let buyers pass credentials as user data"},
 		"account.declared_password_weak":  {"declared initial password too weak", "declare a password of at least 8 characters from at least 2 classes (lower, upper, digit, special), not the account name"},
 		"account.unreadable":              {"account file could not be read", "make {path} a regular, readable file so it can be checked"},
+		"account.root_key_disabled":       {"root SSH keys that cannot open a shell", "no action needed; better still, remove {path} and let cloud-init install keys at first boot"},
 
 		// image
 		"image.unreadable":            {"image could not be read", "re-export the image ({path}): docker save, or raw/VMDK/QCOW2 with ext4 or XFS file systems"},
@@ -94,6 +95,7 @@ func rules() map[string]ruleText {
 		"hygiene.machine_id":             {"machine identity baked into the image", "empty /etc/machine-id and remove persistent network rules before capturing the image"},
 		"hygiene.no_cloud_init":          {"no provisioning agent", "install cloud-init (or the cloud's agent) so buyers can provision credentials"},
 		"hygiene.temp_credentials":       {"credentials file left in the image", "remove {path} and revoke the credentials it holds"},
+		"hygiene.unreadable":             {"file could not be checked", "make {path} a regular, readable file of reasonable size so it can be checked"},
 	}
 }
 

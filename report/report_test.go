@@ -241,7 +241,7 @@ func TestSARIFSchema(t *testing.T) {
 							Name    string `json:"name"`
 							Version string `json:"version"`
 							Rules   []struct {
-								ID   string `json:"id"`
+								ID   string                `json:"id"`
 								Help struct{ Text string } `json:"help"`
 							} `json:"rules"`
 						} `json:"driver"`
