@@ -68,9 +68,9 @@ type Server struct {
 	ReportsBucket string
 	// Scope limits what a submission may point at; its zero value allows
 	// every bucket but ReportsBucket and no key layout.
-	Scope Scope
-	Policies      Policies
-	Reeval        Reevaluator
+	Scope    Scope
+	Policies Policies
+	Reeval   Reevaluator
 	// PolicyDir, optional, holds policy files POST /v1/policies/reload applies.
 	PolicyDir string
 	// Keys authenticates callers (required).

@@ -60,7 +60,9 @@ func (m *memScans) Get(_ context.Context, id string) (storage.Scan, error) {
 	}
 	return sc, nil
 }
-func (m *memScans) Latest(context.Context, string) (string, error) { return "", storage.ErrScanNotFound }
+func (m *memScans) Latest(context.Context, string) (string, error) {
+	return "", storage.ErrScanNotFound
+}
 func (m *memScans) Verdict(context.Context, string) (assetscan.Verdict, error) {
 	return assetscan.Verdict{}, storage.ErrScanNotFound
 }
