@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"cmp"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 )
 
 // extractZip extracts a zip archive.
@@ -43,6 +45,10 @@ func (e *extractor) extractZip(lv *level, src *os.File, arcPath string) (outcome
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		if lv.tentative {
 			return notArchive, nil
+		}
+		var sig [4]byte
+		if _, rerr := src.ReadAt(sig[:], 0); rerr == nil && binary.LittleEndian.Uint32(sig[:]) == zipLocalSig {
+			return e.extractZipLocal(lv, src, size, arcPath)
 		}
 		return e.readFailed(err, arcPath)
 	}
@@ -273,4 +279,110 @@ func countZipHeaders(r io.ReaderAt, off, size int64, maxCount int, maxBytes int6
 		n += int64(zipDirHeaderLen + rest)
 	}
 	return count, n
+}
+
+// extractZipLocal reads a zip that has no usable central directory (a
+// region holding local entries no directory names, a zip cut short) the
+// way streaming readers such as Java's ZipInputStream do: local header
+// after local header from the start. Entries whose size is known only
+// from a data descriptor are read when they are deflated (the stream ends
+// itself); a stored one ends the walk. What follows the last entry is
+// written out as a region.
+func (e *extractor) extractZipLocal(lv *level, src *os.File, size int64, arcPath string) (outcome, error) {
+	e.add(RuleCorrupt, arcPath, "the zip has no readable central directory; its entries were read from their local headers, as streaming readers do")
+	le := binary.LittleEndian
+	var hdr [zipLocalLen]byte
+	off := int64(0)
+	for off+zipLocalLen <= size && !e.stopped {
+		if _, err := src.ReadAt(hdr[:], off); err != nil {
+			return e.readFailed(err, arcPath)
+		}
+		if le.Uint32(hdr[:]) != zipLocalSig {
+			break
+		}
+		flags, method := le.Uint16(hdr[6:]), le.Uint16(hdr[8:])
+		csize, usize := uint64(le.Uint32(hdr[18:])), uint64(le.Uint32(hdr[22:]))
+		nameLen, extraLen := int64(le.Uint16(hdr[26:])), int64(le.Uint16(hdr[28:]))
+		if off+zipLocalLen+nameLen+extraLen > size {
+			break
+		}
+		ne := make([]byte, nameLen+extraLen)
+		if _, err := src.ReadAt(ne, off+zipLocalLen); err != nil {
+			return e.readFailed(err, arcPath)
+		}
+		for x := ne[nameLen:]; len(x) >= 4; {
+			id, sz := le.Uint16(x), int(le.Uint16(x[2:]))
+			if 4+sz > len(x) {
+				break
+			}
+			if f := x[4 : 4+sz]; id == zipExtraZip64 {
+				for _, p := range []*uint64{&usize, &csize} {
+					if *p == 0xffffffff && len(f) >= 8 {
+						*p = le.Uint64(f)
+						f = f[8:]
+					}
+				}
+			}
+			x = x[4+sz:]
+		}
+		name := string(ne[:nameLen])
+		data := off + zipLocalLen + nameLen + extraLen
+		streamed := flags&zipFlagDesc != 0 && csize == 0
+		if streamed && method != zip.Deflate {
+			break
+		}
+		if !streamed && csize > uint64(size-data) {
+			break
+		}
+		n := int64(csize)
+		if streamed {
+			n = size - data
+		}
+		cr := &countReader{r: bufio.NewReaderSize(io.NewSectionReader(src, data, n), 64<<10)}
+		var rd io.Reader = cr
+		if method == zip.Deflate {
+			rd = flate.NewReader(cr)
+		}
+		m := member{name: name, size: int64(min(usize, math.MaxInt64)), csize: -1,
+			compressed: func() int64 { return cr.n }, method: method,
+			open: func() (io.ReadCloser, error) { return io.NopCloser(rd), nil }}
+		switch {
+		case strings.HasSuffix(name, "/"):
+			m.kind = kindDir
+		case flags&0x1 != 0:
+			m.kind = kindEncrypted
+		case method != zip.Store && method != zip.Deflate:
+			m.kind = kindUnsupported
+		default:
+			m.kind = kindFile
+		}
+		if streamed {
+			m.size = 0
+		}
+		oc, err := e.entry(lv, &m, arcPath)
+		if err != nil || oc != done {
+			return oc, err
+		}
+		if streamed {
+			// Reach the end of the deflate stream even if the entry was
+			// skipped, to find the next header.
+			if oc, err := e.discard(rd, &m, join(lv.dir, name)); err != nil || oc != done {
+				return oc, err
+			}
+			off = data + cr.n
+			var d [4]byte
+			desc := int64(12)
+			if _, err := src.ReadAt(d[:], off); err == nil && le.Uint32(d[:]) == zipDescSig {
+				desc = 16
+			}
+			off += desc
+		} else {
+			off = data + n
+		}
+	}
+	if off < size && !e.stopped {
+		return e.writeRegion(lv, io.NewSectionReader(src, off, size-off), off, arcPath,
+			regionClass{RuleHiddenData, "data after the last local entry of a zip without a central directory"})
+	}
+	return done, nil
 }

@@ -92,7 +92,7 @@ func indexZip(r io.ReaderAt, size int64, maxEntries int) (*zipIndex, error) {
 	dirSize := uint64(le.Uint32(buf[12:]))
 	dirOff := uint64(le.Uint32(buf[16:]))
 	dirEnd := endOff
-	if records == 0xffff || dirSize == 0xffffffff || dirOff == 0xffffffff {
+	if records == 0xffff || dirSize == 0xffff || dirOff == 0xffffffff {
 		if endOff >= zipDir64LocLen {
 			loc := make([]byte, zipDir64LocLen)
 			if _, err := r.ReadAt(loc, endOff-zipDir64LocLen); err == nil &&
@@ -116,20 +116,22 @@ func indexZip(r io.ReaderAt, size int64, maxEntries int) (*zipIndex, error) {
 			}
 		}
 	}
-	if dirSize > uint64(size) || dirOff > uint64(size) {
+	// As archive/zip's readDirectoryEnd: the offsets are relative to a
+	// base (a prefix prepended without adjusting them), unless a directory
+	// header is found at the unadjusted offset.
+	if dirSize > uint64(size) || dirOff > 1<<62 {
 		zi.finish()
 		return zi, nil
 	}
-	zi.base = endOff - int64(dirSize) - int64(dirOff)
-	start := zi.base + int64(dirOff)
-	if zi.base < 0 || !zi.sigAt(r, start, zipDirHeaderSig) {
-		// archive/zip falls back to a zero base offset.
-		zi.base = 0
-		start = int64(dirOff)
-	}
+	start := endOff - int64(dirSize)
+	zi.base = start - int64(dirOff)
 	if start < 0 || start >= size {
 		zi.finish()
 		return zi, nil
+	}
+	if zi.base > 0 && zi.sigAt(r, int64(dirOff), zipDirHeaderSig) {
+		zi.base = 0
+		start = int64(dirOff)
 	}
 	n, err := zi.walkDirectory(r, start, dirEnd, min(records, uint64(maxEntries)))
 	if err != nil {
