@@ -258,10 +258,10 @@ type pendingFile struct {
 type outcome int
 
 const (
-	done    outcome = iota // every entry was read
-	corrupt                // the archive is corrupt; a finding was added
-	stopped                // a global limit was hit; a finding was added
-	notArchive             // a tentative zip that does not open; no finding
+	done       outcome = iota // every entry was read
+	corrupt                   // the archive is corrupt; a finding was added
+	stopped                   // a global limit was hit; a finding was added
+	notArchive                // a tentative zip that does not open; no finding
 )
 
 // memberKind is what an archive entry is.

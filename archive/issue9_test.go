@@ -437,7 +437,7 @@ func TestZipContainers(t *testing.T) {
 				return gz(t, tarOf(t, map[string][]byte{"shop-app.jar": app})), map[string][]byte{
 					"shop-app.jar": app, "shop-app.jar!/BOOT-INF/lib/dep.jar": dep,
 					"shop-app.jar!/BOOT-INF/lib/dep.jar!/META-INF/maven/x/pom.properties": nil,
-					"shop-app.jar!/BOOT-INF/lib/dep.jar!/app.yml": props,
+					"shop-app.jar!/BOOT-INF/lib/dep.jar!/app.yml":                         props,
 				}, nil
 			},
 			containers: []string{"shop-app.jar", "shop-app.jar!/BOOT-INF/lib/dep.jar"},
@@ -498,8 +498,8 @@ func TestCleanShapes(t *testing.T) {
 			build: func(t *testing.T) ([]byte, map[string][]byte, []string) {
 				jar := zipOf(t, map[string][]byte{"BOOT-INF/classes/app.properties": []byte("x=1")})
 				return append([]byte(springBootScript), jar...), map[string][]byte{
-						"BOOT-INF/classes/app.properties": []byte("x=1"),
-						region("", 0, len(springBootScript)):  []byte(springBootScript),
+						"BOOT-INF/classes/app.properties":    []byte("x=1"),
+						region("", 0, len(springBootScript)): []byte(springBootScript),
 					},
 					[]string{"archive.prefix_script "}
 			},
