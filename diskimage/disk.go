@@ -58,7 +58,7 @@ type FileSystem struct {
 // Everything that cannot be read becomes a finding with the partition as
 // Path: LVM (type 0x8e, the GPT LVM type or a LABELONE label), LUKS,
 // software RAID, btrfs, unknown or corrupt file systems, unsupported ext4
-// features (inline_data, encryption, a journal needing recovery, ...),
+// features (encryption, compression, meta_bg, a journal needing recovery, ...),
 // unreadable directories, more than 5,000,000 entries or 256 levels
 // (RuleUnreadable), files claiming more bytes than their whole file system
 // (RuleUnreadable; Source skips them); EFI system (FAT), BIOS boot and swap partitions
@@ -177,7 +177,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 				// map is a finding, and Source skips the file.
 				if _, err := s.openEntry(e); err != nil {
 					d.bad[badKey(i, e.path)] = true
-					fl.add(finding(RuleUnreadable, prefix+e.path, where+": file /"+printable(e.path, 200)+" cannot be read (corrupt file system): not inspected"))
+					fl.add(finding(RuleUnreadable, prefix+e.path, where+": file /"+printable(e.path, 200)+" cannot be read (corrupt file system"+reason(err)+"): not inspected"))
 					return nil
 				}
 				d.files++
@@ -189,7 +189,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 					return err
 				}
 				d.bad[badKey(i, dir.path)] = true
-				msg := where + ": directory /" + printable(dir.path, 200) + " cannot be read (corrupt file system): its content was not inspected"
+				msg := where + ": directory /" + printable(dir.path, 200) + " cannot be read (corrupt file system" + reason(err) + "): its content was not inspected"
 				if errors.Is(err, ErrTooManyFiles) {
 					msg = where + ": directories nested more than " + strconv.Itoa(maxDepth) + " levels deep (a loop?) at /" + printable(dir.path, 200) + ": not inspected further"
 				}
@@ -235,6 +235,18 @@ func (r probeResult) known() bool {
 // be told apart from content errors: they become findings.)
 func ioErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// reason names a specific corruption for a finding's message ("" when
+// there is nothing more specific to say).
+func reason(err error) string {
+	switch {
+	case errors.Is(err, errInlineTooBig):
+		return ": its inline data is larger than its inode"
+	case errors.Is(err, errBadInline):
+		return ": its inline data attribute is malformed"
+	}
+	return ""
 }
 
 func badKey(fs int, p string) string { return strconv.Itoa(fs) + ":" + p }
@@ -352,8 +364,14 @@ type walker struct {
 	// dirErr decides about a directory that cannot be listed (or is too
 	// deep): nil skips it.
 	dirErr func(dir *entry, err error) error
-	// anomaly reports invalid or duplicate names (nil: ignore).
+	// anomaly reports invalid or duplicate names and directory cycles
+	// (nil: ignore).
 	anomaly func(p, msg string)
+	// dirs holds the inode numbers of the directories walked (readers that
+	// know them: ext): a directory reached twice is a cycle (or a hard
+	// link to a directory, which ext does not allow) and is not walked
+	// again.
+	dirs map[uint64]bool
 }
 
 func (w *walker) dir(dir *entry, depth int) error {
@@ -362,6 +380,12 @@ func (w *walker) dir(dir *entry, depth int) error {
 	}
 	if depth > maxDepth {
 		return w.dirErr(dir, fmt.Errorf("%w: deeper than %d levels", ErrTooManyFiles, maxDepth))
+	}
+	if dir.ino != 0 {
+		if w.dirs == nil {
+			w.dirs = map[uint64]bool{}
+		}
+		w.dirs[dir.ino] = true
 	}
 	list, err := w.s.listAll(dir)
 	if err != nil {
@@ -386,6 +410,13 @@ func (w *walker) dir(dir *entry, depth int) error {
 			return fmt.Errorf("%w: more than %d entries", ErrTooManyFiles, maxEntries)
 		}
 		if e.IsDir() {
+			if e.ino != 0 && w.dirs[e.ino] {
+				if w.anomaly != nil {
+					w.anomaly(e.path, "directory /"+printable(e.path, 200)+" is a directory already walked (inode "+
+						strconv.FormatUint(e.ino, 10)+"): a directory cycle")
+				}
+				continue
+			}
 			if err := w.dir(e, depth+1); err != nil {
 				return err
 			}

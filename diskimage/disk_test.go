@@ -272,7 +272,7 @@ func TestCorruptExt4Superblock(t *testing.T) {
 		"inodes per group 0": {1024 + 0x28, []byte{0, 0, 0, 0}, "corrupt ext4"},
 		"block size 2^40":    {1024 + 0x18, []byte{30, 0, 0, 0}, "corrupt ext4"},
 		"huge block count":   {1024 + 0x4, []byte{0xff, 0xff, 0xff, 0x7f}, "larger than its partition"},
-		"inline_data":        {1024 + 0x61, []byte{0x82}, "inline_data"},
+		"encryption":         {1024 + 0x62, []byte{0x01}, "encryption"},
 		"needs recovery":     {1024 + 0x60, []byte{0x46}, "journal holds changes"},
 		"group descriptors":  {4096, bytes.Repeat([]byte{0xff}, 4096), "corrupt ext4"},
 	} {

@@ -1,6 +1,7 @@
 package diskimage
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -36,6 +37,11 @@ type extInode struct {
 	mtime int64
 	flags uint32
 	block [60]byte
+	// inline is the content of an inline_data inode (i_block followed by
+	// the system.data extended attribute), nil otherwise; inlineErr says
+	// why it could not be read.
+	inline    []byte
+	inlineErr error
 }
 
 const (
@@ -105,11 +111,11 @@ func (x *extFS) inode(n uint64) (*extInode, error) {
 	}
 	g, idx := (n-1)/x.ipg, (n-1)%x.ipg
 	off := int64(x.itables[g])*x.bs + int64(idx)*x.isize
-	var b [128]byte
-	if off < 0 || off+128 > x.size {
+	b := make([]byte, x.isize) // checkExt: 128 <= isize <= block size
+	if off < 0 || off+x.isize > x.size {
 		return nil, fmt.Errorf("inode %d outside the partition", n)
 	}
-	if _, err := x.r.ReadAt(b[:], off); err != nil {
+	if _, err := x.r.ReadAt(b, off); err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
@@ -120,6 +126,9 @@ func (x *extFS) inode(n uint64) (*extInode, error) {
 		flags: le.Uint32(b[32:]),
 	}
 	copy(in.block[:], b[40:100])
+	if in.flags&extFlagInline != 0 {
+		in.inline, in.inlineErr = inlineData(b, in.size)
+	}
 	if len(x.cache) >= extInodeCache {
 		clear(x.cache)
 	}
@@ -189,13 +198,31 @@ func (x *extFS) list(dir *entry) ([]*entry, error) {
 	if in.size < 0 || in.size > extMaxDirSize {
 		return nil, fmt.Errorf("directory of %d bytes", in.size)
 	}
+	var out []*entry
+	if in.flags&extFlagInline != 0 {
+		if in.inlineErr != nil {
+			return nil, in.inlineErr
+		}
+		// An inline directory: the parent's inode number, then entries in
+		// the rest of i_block and in the system.data attribute.
+		if len(in.inline) < 4 {
+			return nil, fmt.Errorf("%w: inline directory shorter than its header", errBadInline)
+		}
+		if err := x.dirents(dir, in.inline[4:min(60, len(in.inline))], &out); err != nil {
+			return nil, err
+		}
+		if len(in.inline) > 60 {
+			if err := x.dirents(dir, in.inline[60:], &out); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
 	m, err := x.mapper(in)
 	if err != nil {
 		return nil, err
 	}
-	var out []*entry
 	blk := make([]byte, x.bs)
-	le := binary.LittleEndian
 	for lb := uint64(0); int64(lb)*x.bs < in.size; lb++ {
 		pb, _, ok, err := m.lookup(lb)
 		if err != nil {
@@ -207,30 +234,41 @@ func (x *extFS) list(dir *entry) ([]*entry, error) {
 		if err := x.readBlock(blk, pb); err != nil {
 			return nil, err
 		}
-		for off := int64(0); off+8 <= x.bs; {
-			ino := uint64(le.Uint32(blk[off:]))
-			recLen := int64(le.Uint16(blk[off+4:]))
-			nameLen := int64(blk[off+6])
-			if recLen < 8 || recLen%4 != 0 || off+recLen > x.bs || nameLen+8 > recLen {
-				return nil, fmt.Errorf("directory block %d: bad entry at %d", lb, off)
-			}
-			if ino != 0 && nameLen > 0 {
-				name := string(blk[off+8 : off+8+nameLen])
-				if name != "." && name != ".." {
-					e, err := x.entry(name, joinRel(dir.path, name), ino)
-					if err != nil {
-						return nil, fmt.Errorf("%s: %w", name, err)
-					}
-					out = append(out, e)
-					if len(out) > maxEntries {
-						return nil, errors.New("directory has too many entries")
-					}
-				}
-			}
-			off += recLen
+		if err := x.dirents(dir, blk, &out); err != nil {
+			return nil, fmt.Errorf("directory block %d: %w", lb, err)
 		}
 	}
 	return out, nil
+}
+
+// dirents appends the entries of one buffer of directory entries (a
+// directory block, or a part of an inline directory) to out.
+func (x *extFS) dirents(dir *entry, blk []byte, out *[]*entry) error {
+	le := binary.LittleEndian
+	n := int64(len(blk))
+	for off := int64(0); off+8 <= n; {
+		ino := uint64(le.Uint32(blk[off:]))
+		recLen := int64(le.Uint16(blk[off+4:]))
+		nameLen := int64(blk[off+6])
+		if recLen < 8 || recLen%4 != 0 || off+recLen > n || nameLen+8 > recLen {
+			return fmt.Errorf("bad entry at %d", off)
+		}
+		if ino != 0 && nameLen > 0 {
+			name := string(blk[off+8 : off+8+nameLen])
+			if name != "." && name != ".." {
+				e, err := x.entry(name, joinRel(dir.path, name), ino)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				*out = append(*out, e)
+				if len(*out) > maxEntries {
+					return errors.New("directory has too many entries")
+				}
+			}
+		}
+		off += recLen
+	}
+	return nil
 }
 
 func (x *extFS) readBlock(b []byte, pb uint64) error {
@@ -248,6 +286,12 @@ func (x *extFS) open(f *entry) (io.Reader, error) {
 	}
 	if in.mode&0xf000 != 0x8000 {
 		return nil, errors.New("not a regular file")
+	}
+	if in.flags&extFlagInline != 0 {
+		if in.inlineErr != nil {
+			return nil, in.inlineErr
+		}
+		return bytes.NewReader(in.inline), nil
 	}
 	m, err := x.mapper(in)
 	if err != nil {
@@ -267,7 +311,13 @@ func (x *extFS) readlink(l *entry) (string, error) {
 	if in.size < 0 || in.size > maxSymlinkLen {
 		return "", errors.New("symlink target too long")
 	}
-	if in.size < 60 && in.flags&(extFlagExtents|extFlagInline) == 0 {
+	if in.flags&extFlagInline != 0 {
+		if in.inlineErr != nil {
+			return "", in.inlineErr
+		}
+		return string(in.inline), nil
+	}
+	if in.size < 60 && in.flags&extFlagExtents == 0 {
 		// A fast symlink: the target is stored in the inode.
 		return string(in.block[:in.size]), nil
 	}
@@ -512,4 +562,96 @@ func sortExtents(m []extent) error {
 		}
 	}
 	return nil
+}
+
+// Inline data (ext4 inline_data): a small file's or directory's content
+// is stored in the inode itself: the 60 bytes of i_block, continued in the
+// value of the "system.data" extended attribute stored in the inode's
+// extra space (after i_extra_isize).
+var (
+	// errInlineTooBig: the inode claims more inline bytes than it holds.
+	errInlineTooBig = errors.New("inline data larger than its inode")
+	// errBadInline: the in-inode extended attributes are malformed.
+	errBadInline = errors.New("malformed inline data")
+)
+
+const (
+	extXattrMagic      = 0xea020000
+	extXattrIndexSys   = 7 // "system."
+	extInodeGoodOldLen = 128
+)
+
+// inlineData returns the size bytes of content of the inline_data inode
+// raw (the whole on-disk inode, i_extra_isize included). It fails with
+// errInlineTooBig when size exceeds i_block plus the system.data value,
+// and with errBadInline when the attributes cannot be parsed. It never
+// reads outside raw and allocates at most len(raw) bytes.
+func inlineData(raw []byte, size int64) ([]byte, error) {
+	if len(raw) < extInodeGoodOldLen {
+		return nil, fmt.Errorf("%w: inode of %d bytes", errBadInline, len(raw))
+	}
+	if size < 0 {
+		return nil, fmt.Errorf("%w: negative size", errBadInline)
+	}
+	block := raw[40:100]
+	if size <= int64(len(block)) {
+		return append([]byte(nil), block[:size]...), nil
+	}
+	val, err := systemData(raw)
+	if err != nil {
+		return nil, err
+	}
+	if have := int64(len(block) + len(val)); size > have {
+		return nil, fmt.Errorf("%w: %d bytes claimed, %d stored", errInlineTooBig, size, have)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, block...)
+	return append(out, val[:size-int64(len(block))]...), nil
+}
+
+// systemData finds the value of the system.data attribute among the
+// in-inode extended attributes of raw; nil when there is none.
+func systemData(raw []byte) ([]byte, error) {
+	le := binary.LittleEndian
+	if len(raw) < extInodeGoodOldLen+4 {
+		return nil, nil
+	}
+	extra := int(le.Uint16(raw[extInodeGoodOldLen:]))
+	hdr := extInodeGoodOldLen + extra
+	if extra%4 != 0 || hdr+4 > len(raw) {
+		return nil, fmt.Errorf("%w: i_extra_isize %d", errBadInline, extra)
+	}
+	if le.Uint32(raw[hdr:]) != extXattrMagic {
+		return nil, nil
+	}
+	base := hdr + 4 // value offsets count from the first entry
+	region := raw[base:]
+	for off := 0; off+4 <= len(region); {
+		if le.Uint32(region[off:]) == 0 {
+			return nil, nil // end of the entries
+		}
+		if off+16 > len(region) {
+			return nil, fmt.Errorf("%w: attribute entry past the inode", errBadInline)
+		}
+		nameLen := int(region[off])
+		index := region[off+1]
+		voff := int(le.Uint16(region[off+2:]))
+		vino := le.Uint32(region[off+4:])
+		vsize := int(le.Uint32(region[off+8:]))
+		if off+16+nameLen > len(region) {
+			return nil, fmt.Errorf("%w: attribute name past the inode", errBadInline)
+		}
+		name := string(region[off+16 : off+16+nameLen])
+		if index == extXattrIndexSys && name == "data" {
+			if vino != 0 {
+				return nil, fmt.Errorf("%w: system.data stored in another inode", errBadInline)
+			}
+			if vsize < 0 || voff > len(region) || vsize > len(region)-voff {
+				return nil, fmt.Errorf("%w: system.data value of %d bytes at %d", errInlineTooBig, vsize, voff)
+			}
+			return region[voff : voff+vsize], nil
+		}
+		off += (16 + nameLen + 3) &^ 3
+	}
+	return nil, nil
 }

@@ -116,7 +116,7 @@ func (s *safeFS) call(op, name string, f func() error) (err error) {
 		if err == io.EOF || errors.Is(err, ErrCorrupt) || errors.Is(err, errors.ErrUnsupported) {
 			return err
 		}
-		return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %v", ErrCorrupt, err)}
+		return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w: %w", ErrCorrupt, err)}
 	}
 	return nil
 }

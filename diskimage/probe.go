@@ -133,7 +133,7 @@ const (
 	extIncompatCasefold  = 0x20000
 	extIncompatSupported = extIncompatFiletype | extIncompatRecover | extIncompatExtents | extIncompat64bit |
 		extIncompatMMP | extIncompatFlexBG | extIncompatEAInode | extIncompatCsumSeed | extIncompatLargeDir |
-		extIncompatCasefold
+		extIncompatCasefold | extIncompatInline
 )
 
 // checkExt validates an ext2/3/4 superblock (sb starts at the superblock)
