@@ -18,6 +18,7 @@ const (
 	maxSSHDSettings = 100000  // keyword lines kept
 	maxSSHDArgs     = 256     // arguments kept per line
 	maxSSHDFileSize = 1 << 20 // one configuration file
+	maxSSHDIncludes = 1024    // Include patterns expanded
 )
 
 // ErrNoSSHDConfig means the image has no etc/ssh/sshd_config: sshd is not
@@ -124,9 +125,10 @@ func ReadSSHDConfig(ctx context.Context, fsys fs.FS) (*SSHDConfig, error) {
 }
 
 type sshdReader struct {
-	ctx  context.Context
-	fsys fs.FS
-	c    *SSHDConfig
+	ctx      context.Context
+	fsys     fs.FS
+	c        *SSHDConfig
+	includes int // Include patterns expanded so far
 }
 
 func (r *sshdReader) problem(format string, a ...any) {
@@ -169,6 +171,10 @@ func (r *sshdReader) file(name, match string, depth int) {
 				continue
 			}
 			for _, a := range args {
+				if r.includes++; r.includes > maxSSHDIncludes {
+					r.problem("%s:%d: more than %d Include patterns; the others were not read", name, i+1, maxSSHDIncludes)
+					break
+				}
 				if !strings.HasPrefix(a, "/") {
 					a = "/etc/ssh/" + a
 				}
