@@ -78,9 +78,6 @@ func newPage(v assetscan.Verdict) page {
 		p.Headline, p.Class = "ERROR", "error"
 		p.Summary = "The scan could not complete, so the asset is not approved. " + cmp.Or(v.Reason, "")
 	}
-	if v.Verdict == assetscan.Fail && v.Reason != "" {
-		p.Summary += " (" + v.Reason + ")"
-	}
 	groups := []group{
 		{ID: "fail", Title: "Must fix", Class: "fail", Note: "These findings fail the asset."},
 		{ID: "warn", Title: "Warnings", Class: "warn", Note: "These do not fail the asset today; fixing them is recommended."},
@@ -172,6 +169,7 @@ th{font-size:13px;color:#5b6570;font-weight:600;border-top:0}
 code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f0f2f4;padding:1px 4px;border-radius:4px}
 .fix{font-weight:600}
 .msg,.small{color:#5b6570;font-size:13px}
+header .small{color:#fff;opacity:.85}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}.skip{color:#9a6700;font-weight:600}
 ul{margin:4px 0 0;padding-left:18px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}dt{color:#5b6570}dd{margin:0;overflow-wrap:anywhere}
