@@ -161,6 +161,98 @@ type CheckRun struct {
 	Reason string `json:"reason,omitempty"`
 	// Detail is engine-specific: files scanned, bytes, versions.
 	Detail string `json:"detail,omitempty"`
+	// Identity names the code and engine that ran the check (nil in
+	// records written before identities existed).
+	Identity *Identity `json:"identity,omitempty"`
+	// Coverage says what the check examined and what it did not (nil when
+	// the check does not report it).
+	Coverage *Coverage `json:"coverage,omitempty"`
+}
+
+// Identity is what a check ran with: assetscan's own check code version,
+// and the engine's version and data (vulnerability DB digest, signature
+// set digest). Two runs with equal identities, on the same bytes and
+// inputs, find the same facts; that is what makes reuse of findings safe.
+type Identity struct {
+	// Check is the check name (CheckMalware, ...).
+	Check string `json:"check"`
+	// Version is the version of assetscan's code for the check; it changes
+	// whenever what the check can find changes.
+	Version string `json:"version"`
+	// Engine names the engine and its version ("trivy v0.74.0",
+	// "ClamAV 1.4.6"); empty for checks that are assetscan's own code.
+	Engine string `json:"engine,omitempty"`
+	// Data names the engine's data: "db sha256:…", "signatures sha256:…".
+	Data string `json:"data,omitempty"`
+	// Unknown is true when the engine's state cannot be known from the
+	// worker (a remote clamd whose signatures assetscan does not manage):
+	// findings made under an unknown identity are never reused.
+	Unknown bool `json:"unknown,omitempty"`
+}
+
+// String is the identity in one line, stable for hashing.
+func (i Identity) String() string {
+	s := i.Check + "@" + i.Version
+	if i.Engine != "" {
+		s += " engine=" + i.Engine
+	}
+	if i.Data != "" {
+		s += " data=" + i.Data
+	}
+	if i.Unknown {
+		s += " unknown"
+	}
+	return s
+}
+
+// Coverage is what one check examined. A required check whose coverage
+// lists anything not examined cannot give a pass.
+type Coverage struct {
+	// Files and Bytes count the files and bytes the check read.
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// NotExamined lists (at most MaxNotExamined) what the check did not
+	// read, with why; NotExaminedCount is the total.
+	NotExamined      []NotExamined `json:"not_examined,omitempty"`
+	NotExaminedCount int           `json:"not_examined_count,omitempty"`
+}
+
+// MaxNotExamined bounds Coverage.NotExamined.
+const MaxNotExamined = 100
+
+// NotExamined is one part of the asset a check did not read.
+type NotExamined struct {
+	Path   string `json:"path"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Add records a part not examined, keeping the list bounded.
+func (c *Coverage) Add(n NotExamined) {
+	c.NotExaminedCount++
+	if len(c.NotExamined) < MaxNotExamined {
+		c.NotExamined = append(c.NotExamined, n)
+	}
+}
+
+// Complete reports whether nothing was left unexamined.
+func (c *Coverage) Complete() bool { return c == nil || c.NotExaminedCount == 0 }
+
+// Facts are what a scan measured about the asset as a whole. Rules that
+// depend on the policy (name, size, claimed format) are judged from them
+// when a verdict is made, so that a re-evaluation under a new policy
+// re-judges them without a rescan.
+type Facts struct {
+	// Name is the file name the name rule applies to.
+	Name string `json:"name"`
+	// Size is the object's size in bytes.
+	Size int64 `json:"size"`
+	// Format is the container format detected from the content (zip, tar,
+	// tar.gz) for packages; empty when it is none of them.
+	Format string `json:"format,omitempty"`
+	// NotDownloaded is true when the object was larger than the policy's
+	// size limit at scan time and was not read at all.
+	NotDownloaded bool `json:"not_downloaded,omitempty"`
 }
 
 // Check run statuses.
@@ -212,6 +304,8 @@ type Findings struct {
 	DB      *DBRef            `json:"vulndb,omitempty"`
 	// OS is the operating system of an image, for re-matching its packages.
 	OS *OSInfo `json:"os,omitempty"`
+	// Facts about the asset as a whole, judged under the policy.
+	Facts *Facts `json:"facts,omitempty"`
 }
 
 // Verdict is the verdict document: the record of a finished scan, as the API
@@ -242,9 +336,16 @@ type Verdict struct {
 	// Supersedes names the verdict revision this one replaces
 	// ("<scan_id>@<revision>"), after a re-evaluation.
 	Supersedes string `json:"supersedes,omitempty"`
-	// ReusedFrom names the scan whose findings were reused because the same
-	// content was scanned before with the same vulnerability DB.
-	ReusedFrom  string    `json:"reused_from,omitempty"`
+	// ReuseKey is the digest of everything that decided the findings: the
+	// content digest, kind, name, declared inputs, the identity of every
+	// check and the policy limits that shaped what was read (see package
+	// scan). Equal keys mean equal findings.
+	ReuseKey string `json:"reuse_key,omitempty"`
+	// Reused is true when the findings were not made by this scan but
+	// taken from an earlier scan with the same ReuseKey (whose seller,
+	// id and time are never named), then judged under this verdict's
+	// policy.
+	Reused      bool      `json:"reused,omitempty"`
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
 	CompletedAt time.Time `json:"completed_at,omitzero"`
 	Attempts    int       `json:"attempts,omitempty"`

@@ -15,6 +15,8 @@
 //	assetscan_vulndb_age_seconds                     gauge: now - the vulnerability DB's UpdatedAt
 //	assetscan_vulndb_info{updated_at,digest}         gauge, always 1: the DB in use
 //	assetscan_malware_engine_healthy                 gauge: 1 healthy, 0 not
+//	assetscan_worker_ready                           gauge: 1 taking jobs, 0 handing them back
+//	assetscan_worker_not_ready_seconds               gauge: how long the worker has been not ready (0 when ready)
 //	assetscan_queue_size{queue,state}                gauge: tasks per asynq queue and state
 //	                                                 (pending, active, scheduled, retry, archived,
 //	                                                 completed, aggregating); QueueCollector
@@ -85,6 +87,8 @@ type Metrics struct {
 	retries       *prometheus.CounterVec
 	errors        *prometheus.CounterVec
 	malware       prometheus.Gauge
+	ready         prometheus.Gauge
+	notReadyFor   prometheus.Gauge
 	vulndb        *vulndbCollector
 }
 
@@ -122,6 +126,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "assetscan_scan_errors_total",
 			Help: "Scan errors (failed attempts and error verdicts), by reason class.",
 		}, []string{"reason"}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "assetscan_worker_ready",
+			Help: "1 if the worker takes scan jobs, 0 while it hands them back (not ready: see /readyz). Alert on 0 for minutes.",
+		}),
+		notReadyFor: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "assetscan_worker_not_ready_seconds",
+			Help: "Seconds the worker has been not ready; 0 when ready.",
+		}),
 		malware: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "assetscan_malware_engine_healthy",
 			Help: "1 if the malware engine (clamd) answered its last health check correctly, else 0.",
@@ -129,7 +141,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		vulndb: newVulnDBCollector(),
 	}
 	reg.MustRegister(m.submitted, m.completed, m.checkDuration, m.scanDuration, m.scannedBytes,
-		m.retries, m.errors, m.malware, m.vulndb)
+		m.retries, m.errors, m.malware, m.vulndb, m.ready, m.notReadyFor)
 	for _, k := range kinds {
 		m.submitted.WithLabelValues(string(k))
 		m.scannedBytes.WithLabelValues(string(k))
@@ -236,6 +248,21 @@ func (m *Metrics) SetMalwareEngineHealthy(ok bool) {
 	} else {
 		m.malware.Set(0)
 	}
+}
+
+// SetWorkerReady sets assetscan_worker_ready and, when not ready, how
+// long it has been so (assetscan_worker_not_ready_seconds).
+func (m *Metrics) SetWorkerReady(ok bool, notReadyFor time.Duration) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.ready.Set(1)
+		m.notReadyFor.Set(0)
+		return
+	}
+	m.ready.Set(0)
+	m.notReadyFor.Set(notReadyFor.Seconds())
 }
 
 // SetVulnDB records the vulnerability DB in use (after loading or

@@ -48,7 +48,7 @@ type Judgement struct {
 func Evaluate(p *Policy, f assetscan.Findings, s Subject) Judgement {
 	var j Judgement
 	counts := map[string]*assetscan.FailedRule{}
-	for _, fd := range f.Findings {
+	for _, fd := range append(p.factFindings(f.Facts), f.Findings...) {
 		jf := p.judge(fd)
 		if jf.Action == assetscan.ActionFail {
 			if a := p.allowed(jf, s); a != nil {
@@ -97,6 +97,13 @@ func Evaluate(p *Policy, f assetscan.Findings, s Subject) Judgement {
 				r = f.Checks[idx].Status
 			}
 			missing = append(missing, name+": "+r)
+		case !f.Checks[idx].Coverage.Complete():
+			c := f.Checks[idx].Coverage
+			r := fmt.Sprintf("%d part(s) of the asset not examined", c.NotExaminedCount)
+			if len(c.NotExamined) > 0 {
+				r += fmt.Sprintf(" (first: %s: %s)", c.NotExamined[0].Path, c.NotExamined[0].Reason)
+			}
+			missing = append(missing, name+": "+r)
 		}
 	}
 	if len(missing) > 0 {
@@ -106,6 +113,55 @@ func Evaluate(p *Policy, f assetscan.Findings, s Subject) Judgement {
 	}
 	j.Outcome = assetscan.Pass
 	return j
+}
+
+// Rule ids judged from the asset's facts (assetscan.Facts) under the
+// policy's format rules, when the verdict is made.
+const (
+	RuleName     = "format.name"     // the package file name breaks the name rule
+	RuleSize     = "format.size"     // the asset is larger than format.max_size_bytes
+	RuleMismatch = "format.mismatch" // the name's extension claims another container than the content
+)
+
+// factFindings judges the facts of an asset under the format rules: the
+// name rule and claimed format (packages) and the size limit (all kinds).
+func (p *Policy) factFindings(facts *assetscan.Facts) []assetscan.Finding {
+	if facts == nil {
+		return nil
+	}
+	var out []assetscan.Finding
+	add := func(rule, msg string) {
+		out = append(out, assetscan.Finding{Check: assetscan.CheckFormat, Rule: rule, Path: facts.Name, Message: msg})
+	}
+	if max := p.MaxSize(); max > 0 && facts.Size > max {
+		add(RuleSize, fmt.Sprintf("asset is %d bytes, larger than the %d bytes allowed", facts.Size, max))
+	}
+	if p.Kind != assetscan.KindPackage {
+		return out
+	}
+	ext, reason, ok := p.NameAllowed(facts.Name)
+	if !ok {
+		add(RuleName, reason)
+	}
+	if ext != "" && facts.Format != "" {
+		if claimed := claimedFormat(ext); claimed != "" && claimed != facts.Format {
+			add(RuleMismatch, fmt.Sprintf("name says %s but content is %s", claimed, facts.Format))
+		}
+	}
+	return out
+}
+
+// claimedFormat is the container format an accepted extension names.
+func claimedFormat(ext string) string {
+	switch strings.ToLower(ext) {
+	case ".tar.gz", ".tgz":
+		return "tar.gz"
+	case ".tar":
+		return "tar"
+	case ".zip":
+		return "zip"
+	}
+	return ""
 }
 
 func (p *Policy) judge(f assetscan.Finding) assetscan.JudgedFinding {

@@ -365,6 +365,17 @@ func lineOf(n *yaml.Node, path []string) int {
 	return line
 }
 
+// Shaping is the canonical text of the policy's limits that shape what a
+// scan reads and so what it finds: the size limit and the archive limits.
+// It is part of every reuse key (package scan): findings made under other
+// limits are never reused. The name rule and the thresholds are not in
+// it: they judge facts and findings when the verdict is made.
+func (p *Policy) Shaping() string {
+	l := p.Limits()
+	return fmt.Sprintf("max_size=%d max_expanded=%d max_entries=%d max_depth=%d max_ratio=%g max_entry=%d",
+		p.MaxSize(), l.MaxExpandedBytes, l.MaxEntries, l.MaxDepth, l.MaxRatio, l.MaxEntryBytes)
+}
+
 // MaxSize is the largest accepted asset in bytes (scanner.Rules).
 func (p *Policy) MaxSize() int64 { return p.Format.MaxSizeBytes }
 

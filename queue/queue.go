@@ -12,6 +12,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/storage"
 )
 
 // TypeScan is the asynq task type of a scan job.
@@ -46,10 +48,32 @@ type Job struct {
 	Key            string         `json:"key"`
 	VersionID      string         `json:"version_id,omitempty"`
 	ExpectedSHA256 string         `json:"sha256,omitempty"`
-	Size           int64          `json:"size"`
+	// ETag pins the object's content as it was at submission.
+	ETag string `json:"etag,omitempty"`
+	Size int64  `json:"size"`
 	// Findings judged at submission (declared password complexity). The
 	// declared password itself is never in the job.
 	Findings []assetscan.Finding `json:"findings,omitempty"`
+	// TaskID is the asynq task id; empty means the scan id. A scan that
+	// the sweeper re-enqueues gets a new one.
+	TaskID string `json:"task_id,omitempty"`
+}
+
+// JobOf is the job of a scan record.
+func JobOf(sc storage.Scan) Job {
+	return Job{ScanID: sc.ScanID, AssetID: sc.AssetID, SellerID: sc.SellerID, Kind: sc.Kind,
+		Bucket: sc.Bucket, Key: sc.Key, VersionID: sc.VersionID, ExpectedSHA256: sc.ExpectedSHA256,
+		ETag: sc.ETag, Size: sc.Size, Findings: sc.Declared, TaskID: sc.TaskID}
+}
+
+// Scan rebuilds a scan record from the job (when Redis lost the record).
+func (j Job) Scan() storage.Scan {
+	return storage.Scan{
+		ScanID: j.ScanID, AssetID: j.AssetID, SellerID: j.SellerID, Kind: j.Kind,
+		Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ExpectedSHA256: j.ExpectedSHA256,
+		ETag: j.ETag, Size: j.Size, Declared: j.Findings, TaskID: j.TaskID,
+		Status: assetscan.StatusQueued, SubmittedAt: time.Now().UTC(),
+	}
 }
 
 // QueueFor returns the queue for an object size.
@@ -93,7 +117,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j Job) error {
 		ret = 24 * time.Hour
 	}
 	t := asynq.NewTask(TypeScan, payload,
-		asynq.TaskID(j.ScanID),
+		asynq.TaskID(cmp.Or(j.TaskID, j.ScanID)),
 		asynq.Queue(QueueFor(j.Size)),
 		asynq.Timeout(Timeout(j.Size)),
 		asynq.MaxRetry(maxRetry),

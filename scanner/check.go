@@ -56,6 +56,9 @@ type Target struct {
 	// Findings are facts established before the checks ran (declared
 	// password complexity, unreadable layouts); the scan reports them.
 	Findings []assetscan.Finding
+	// Identities are the identities of the checks for this scan, by check
+	// name (Check.Name), taken once before the checks run.
+	Identities map[string]assetscan.Identity
 }
 
 // FileSource streams files that are not on disk as such.
@@ -79,6 +82,8 @@ type Result struct {
 	DB *assetscan.DBRef
 	// OS is the operating system found (images).
 	OS *assetscan.OSInfo
+	// Coverage, optional, is what the check examined and what not.
+	Coverage *assetscan.Coverage
 }
 
 // Check is one check run over a target. Run returns an error when the check
@@ -91,6 +96,19 @@ type Check interface {
 	// Run inspects t. It must honour ctx cancellation.
 	Run(ctx context.Context, t *Target) (Result, error)
 }
+
+// Identifier is implemented by a Check that can say what it runs with:
+// its code version, its engine's version and data. Identity is called once
+// per scan, before the check runs, and must be cheap (a version round trip
+// to an engine at most). A check that does not implement it has an
+// unknown identity, and findings made with it are never reused.
+type Identifier interface {
+	Identity(ctx context.Context) (assetscan.Identity, error)
+}
+
+// Version is the version of the scan orchestration code (the format
+// facts), recorded in the format check's identity.
+const Version = "2"
 
 // ErrTransient marks an error that may go away on retry (an engine or
 // service unreachable). Wrap it: fmt.Errorf("dial clamd: %w: %w", ErrTransient, err).

@@ -18,13 +18,10 @@ import (
 	"github.com/assetscan/assetscan/archive"
 )
 
-// Rules are the parts of a policy the scan itself needs before any check
-// runs: the name and size rule and the extraction limits. *policies.Policy
-// implements it.
+// Rules are the parts of a policy that shape what a scan reads: the size
+// limit and the extraction limits. *policies.Policy implements it. (The
+// name rule does not shape the scan: it is judged from the facts.)
 type Rules interface {
-	// NameAllowed applies the package name rule; ok=false comes with a
-	// reason for the seller.
-	NameAllowed(name string) (ext string, reason string, ok bool)
 	// MaxSize is the largest accepted asset in bytes.
 	MaxSize() int64
 	// Limits bounds archive extraction.
@@ -54,6 +51,15 @@ type Preparer interface {
 	Prepare(ctx context.Context, asset string, t *Target, lim archive.Limits) ([]assetscan.Finding, error)
 }
 
+// Rule ids the scanner itself reports (check assetscan.CheckFormat). The
+// name, size and claimed-format rules are judged from the facts by the
+// policy (policies.RuleName, ...).
+const (
+	// RuleUnsupportedFormat: the content is not one of the accepted
+	// package containers; nothing in it was read.
+	RuleUnsupportedFormat = "format.unsupported"
+)
+
 // Scanner runs the checks over assets. It is safe for concurrent use.
 type Scanner struct {
 	Checks []Check
@@ -78,8 +84,6 @@ type Request struct {
 	// SHA256 is the hex digest of the asset when already known (computed
 	// while downloading); computed here otherwise.
 	SHA256 string
-	// ExpectedSHA256 is the digest the submitter expects; a mismatch fails.
-	ExpectedSHA256 string
 	// Findings established before the scan (declared password
 	// complexity, judged at submission) are added to the report.
 	Findings []assetscan.Finding
@@ -87,6 +91,9 @@ type Request struct {
 	// for the caller to remove.
 	WorkDir string
 	Rules   Rules
+	// Identities, optional, are the check identities taken for this scan
+	// (Scanner.Identities); taken here when nil.
+	Identities []assetscan.Identity
 }
 
 // Report is the result of Scan.
@@ -121,49 +128,45 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 	f.Findings = append(f.Findings, req.Findings...)
 	if rep.SHA256 == "" {
 		s.progress("hashing %d bytes", fi.Size())
-		if rep.SHA256, err = fileSHA256(ctx, req.Path); err != nil {
+		if rep.SHA256, err = FileSHA256(ctx, req.Path); err != nil {
 			return nil, err
 		}
 	}
 
-	// Format: digest, size, name, container format.
-	formatOK := true
-	addFormat := func(rule, msg string) {
-		formatOK = false
-		f.Findings = append(f.Findings, assetscan.Finding{Check: assetscan.CheckFormat, Rule: rule, Path: req.Name, Message: msg})
-	}
-	if req.ExpectedSHA256 != "" && !strings.EqualFold(req.ExpectedSHA256, rep.SHA256) {
-		addFormat("format.digest_mismatch", fmt.Sprintf("content digest sha256:%s does not match the submitted sha256:%s", rep.SHA256, strings.ToLower(req.ExpectedSHA256)))
-	}
-	if max := req.Rules.MaxSize(); max > 0 && fi.Size() > max {
-		addFormat("format.size", fmt.Sprintf("asset is %d bytes, larger than the %d bytes allowed", fi.Size(), max))
-	}
+	// Format: facts about the asset as a whole (name, size, the container
+	// format its content shows). The name, size and claimed-format rules
+	// depend on the policy and are judged from these facts when the
+	// verdict is made (policies.Evaluate), never here.
+	facts := &assetscan.Facts{Name: req.Name, Size: fi.Size()}
+	f.Facts = facts
 	var format archive.Format
 	if req.Kind == assetscan.KindPackage {
-		ext, reason, ok := req.Rules.NameAllowed(req.Name)
-		if !ok {
-			addFormat("format.name", reason)
-		}
 		detected, err := archive.Detect(req.Path)
 		if err != nil {
 			return nil, fmt.Errorf("detect format: %w", err)
 		}
-		claimed := archive.FormatFromName(req.Name)
-		switch {
-		case detected == archive.FormatUnknown:
-			addFormat("format.unsupported", "content is not a zip, tar or tar.gz archive")
-		case ext != "" && claimed != archive.FormatUnknown && claimed != detected:
-			addFormat("format.mismatch", fmt.Sprintf("name says %s but content is %s", claimed, detected))
-		}
+		facts.Format = string(detected)
 		format = detected
 	}
-	f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckFormat, Status: assetscan.RunOK,
-		Detail: fmt.Sprintf("%d bytes, sha256:%s", fi.Size(), rep.SHA256)})
-	if !formatOK && req.Kind == assetscan.KindPackage {
-		// Nothing further is read from an asset that breaks the format
-		// rules: it fails already, and it may not even be an archive.
+	formatRun := assetscan.CheckRun{Name: assetscan.CheckFormat, Status: assetscan.RunOK,
+		Detail: fmt.Sprintf("%d bytes, sha256:%s", fi.Size(), rep.SHA256), Identity: &assetscan.Identity{Check: assetscan.CheckFormat, Version: Version}}
+	if req.Kind == assetscan.KindPackage && format == archive.FormatUnknown {
+		// Nothing further can be read from content that is not one of the
+		// accepted containers.
+		f.Findings = append(f.Findings, assetscan.Finding{Check: assetscan.CheckFormat, Rule: RuleUnsupportedFormat, Path: req.Name,
+			Message: "content is not a zip, tar or tar.gz archive"})
+		formatRun.Coverage = &assetscan.Coverage{}
+		formatRun.Coverage.Add(assetscan.NotExamined{Path: req.Name, Bytes: fi.Size(), Reason: "not an accepted container format"})
+		f.Checks = append(f.Checks, formatRun)
 		return rep, nil
 	}
+	if max := req.Rules.MaxSize(); max > 0 && fi.Size() > max {
+		// Larger than the policy accepts: it fails on its facts (the size
+		// rule); reading it would only cost time.
+		f.Checks = append(f.Checks, formatRun)
+		return rep, nil
+	}
+	f.Checks = append(f.Checks, formatRun)
 
 	t := &Target{Kind: req.Kind, Asset: req.Path, WorkDir: req.WorkDir}
 	if req.Kind == assetscan.KindPackage {
@@ -196,7 +199,8 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			t.Files = append(t.Files, File{Path: req.Name, DiskPath: req.Path, Size: fi.Size()})
 		}
 		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
-			Detail: fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes)})
+			Detail:   fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes),
+			Identity: &assetscan.Identity{Check: assetscan.CheckArchive, Version: archive.Version}})
 		s.progress("extracted %d files, %d bytes", len(res.Files), res.ExpandedBytes)
 		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
 			"findings", len(res.Findings), "duration", time.Since(start))
@@ -242,6 +246,16 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 	}
 
+	ids := req.Identities
+	if ids == nil {
+		if ids, err = s.Identities(ctx, req.Kind); err != nil {
+			return nil, fmt.Errorf("check identities: %w", err)
+		}
+	}
+	t.Identities = make(map[string]assetscan.Identity, len(ids))
+	for _, id := range ids {
+		t.Identities[id.Check] = id
+	}
 	s.runChecks(ctx, t, rep, log)
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("scan: %w", ctx.Err())
@@ -294,7 +308,8 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 		if s.OnCheck != nil {
 			s.OnCheck(c.Name(), o.dur)
 		}
-		run := assetscan.CheckRun{Status: assetscan.RunOK, Detail: o.res.Detail}
+		run := assetscan.CheckRun{Status: assetscan.RunOK, Detail: o.res.Detail, Coverage: o.res.Coverage}
+
 		if o.err != nil {
 			run.Status = assetscan.RunError
 			run.Reason = scrub(o.err.Error(), t.WorkDir)
@@ -319,6 +334,9 @@ func (s *Scanner) runChecks(ctx context.Context, t *Target, rep *Report, log *sl
 		for _, n := range names {
 			r := run
 			r.Name = n
+			if id, ok := t.Identities[n]; ok {
+				r.Identity = &id
+			}
 			f.Checks = append(f.Checks, r)
 		}
 	}
@@ -338,7 +356,8 @@ func scrub(msg, workDir string) string {
 	return strings.ReplaceAll(msg, workDir, "<workdir>")
 }
 
-func fileSHA256(ctx context.Context, path string) (string, error) {
+// FileSHA256 returns the hex SHA-256 of the file at path.
+func FileSHA256(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("hash asset: %w", err)
@@ -361,4 +380,59 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Identities returns the identity of every check that applies to kind, in
+// check order, keyed by the names the check covers (trivy's identity is
+// recorded for both "vulnerability" and "secret"). The format and archive
+// identities are the scanner's own. A check that cannot tell its identity
+// is recorded with Unknown set; an Identity error is returned only when
+// ctx ended.
+func (s *Scanner) Identities(ctx context.Context, kind assetscan.Kind) ([]assetscan.Identity, error) {
+	ids := []assetscan.Identity{{Check: assetscan.CheckFormat, Version: Version}}
+	if kind == assetscan.KindPackage {
+		ids = append(ids, assetscan.Identity{Check: assetscan.CheckArchive, Version: archive.Version})
+	} else if p, ok := s.Preparers[kind].(Identifier); ok {
+		id, err := p.Identity(ctx)
+		if err != nil {
+			id = assetscan.Identity{Check: assetscan.CheckArchive, Unknown: true}
+		}
+		id.Check = assetscan.CheckArchive
+		ids = append(ids, id)
+	} else {
+		ids = append(ids, assetscan.Identity{Check: assetscan.CheckArchive, Version: "preparer " + string(kind), Unknown: true})
+	}
+	for _, c := range s.Checks {
+		if a, ok := c.(Applier); ok && !a.AppliesTo(kind) {
+			continue
+		}
+		id := assetscan.Identity{Check: c.Name(), Unknown: true}
+		if idr, ok := c.(Identifier); ok {
+			got, err := idr.Identity(ctx)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err == nil {
+				id = got
+			} else {
+				id.Data = "identity unavailable"
+			}
+		}
+		names := []string{c.Name()}
+		if cv, ok := c.(Coverer); ok {
+			names = cv.Covers()
+		}
+		for _, n := range names {
+			i := id
+			i.Check = n
+			ids = append(ids, i)
+		}
+		if len(names) > 1 || names[0] != c.Name() {
+			// Also under the check's own name, for the runner's lookup.
+			i := id
+			i.Check = c.Name()
+			ids = append(ids, i)
+		}
+	}
+	return ids, nil
 }

@@ -27,6 +27,9 @@ var (
 	ErrNotFound = errors.New("object not found")
 	// ErrTooLarge: the object is larger than the caller's cap. Permanent.
 	ErrTooLarge = errors.New("object too large")
+	// ErrChanged: the object no longer matches its pin (another version
+	// or ETag under the key). Permanent for that submission.
+	ErrChanged = errors.New("object changed since submission")
 	// ErrUnavailable: storage could not be reached or answered with a
 	// server error. Transient: retry.
 	ErrUnavailable = errors.New("object storage unavailable")
@@ -125,12 +128,31 @@ func (o *Objects) Stat(ctx context.Context, bucket, key, versionID string) (Info
 	return Info{Size: st.Size, ETag: st.ETag, VersionID: st.VersionID, Metadata: md}, nil
 }
 
-// Download streams an object into dst (created, must not exist) while
-// hashing it. It never holds the object in memory and stops with
+// Pin names one exact object: a version when the bucket is versioned,
+// and the ETag recorded at submission, so that bytes written under the key
+// after the submission are never scanned (or tagged) in its name.
+type Pin struct {
+	Bucket, Key string
+	// VersionID, optional, selects the version.
+	VersionID string
+	// ETag, optional, must match the object's (If-Match): ErrChanged
+	// otherwise.
+	ETag string
+}
+
+// Download streams the pinned object into dst (created, must not exist)
+// while hashing it. It never holds the object in memory and stops with
 // ErrTooLarge as soon as more than maxBytes arrive (maxBytes <= 0: no cap).
-// It returns the hex SHA-256 and the byte count.
-func (o *Objects) Download(ctx context.Context, bucket, key, versionID, dst string, maxBytes int64) (string, int64, error) {
-	obj, err := o.c.GetObject(ctx, bucket, key, minio.GetObjectOptions{VersionID: versionID})
+// It returns the hex SHA-256 and the byte count; ErrChanged when the
+// object no longer matches the pin's ETag.
+func (o *Objects) Download(ctx context.Context, pin Pin, dst string, maxBytes int64) (string, int64, error) {
+	opts := minio.GetObjectOptions{VersionID: pin.VersionID}
+	if pin.ETag != "" {
+		if err := opts.SetMatchETag(strings.Trim(pin.ETag, `"`)); err != nil {
+			return "", 0, fmt.Errorf("download object: %w", err)
+		}
+	}
+	obj, err := o.c.GetObject(ctx, pin.Bucket, pin.Key, opts)
 	if err != nil {
 		return "", 0, classify("download object", err)
 	}
@@ -216,6 +238,9 @@ func classify(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	resp := minio.ToErrorResponse(err)
+	if resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed" {
+		return fmt.Errorf("%s: %w", op, ErrChanged)
+	}
 	switch resp.Code {
 	case "NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound":
 		return fmt.Errorf("%s: %w: %s", op, ErrNotFound, resp.Message)

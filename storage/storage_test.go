@@ -56,16 +56,31 @@ func TestDownloadHashesAndCaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	sum, n, err := obj.Download(ctx, b, "k/app.zip", "", filepath.Join(dir, "a"), 0)
+	sum, n, err := obj.Download(ctx, Pin{Bucket: b, Key: "k/app.zip"}, filepath.Join(dir, "a"), 0)
 	want := sha256.Sum256(data)
 	if err != nil || n != int64(len(data)) || sum != hex.EncodeToString(want[:]) {
 		t.Fatalf("Download = %s %d %v", sum, n, err)
 	}
-	if _, _, err := obj.Download(ctx, b, "k/app.zip", "", filepath.Join(dir, "b"), 1000); !errors.Is(err, ErrTooLarge) {
+	if _, _, err := obj.Download(ctx, Pin{Bucket: b, Key: "k/app.zip"}, filepath.Join(dir, "b"), 1000); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("cap: %v, want ErrTooLarge", err)
 	}
-	if _, _, err := obj.Download(ctx, b, "k/missing.zip", "", filepath.Join(dir, "c"), 0); !errors.Is(err, ErrNotFound) {
+	if _, _, err := obj.Download(ctx, Pin{Bucket: b, Key: "k/missing.zip"}, filepath.Join(dir, "c"), 0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing: %v, want ErrNotFound", err)
+	}
+	// Pinned by ETag: the bytes submitted, or ErrChanged once the key was
+	// overwritten (an unversioned bucket), never the new bytes.
+	info, err := obj.Stat(ctx, b, "k/app.zip", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := obj.Download(ctx, Pin{Bucket: b, Key: "k/app.zip", ETag: info.ETag}, filepath.Join(dir, "d"), 0); err != nil {
+		t.Fatalf("pinned download of the unchanged object: %v", err)
+	}
+	if err := obj.Put(ctx, b, "k/app.zip", []byte("swapped after submission"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := obj.Download(ctx, Pin{Bucket: b, Key: "k/app.zip", ETag: info.ETag}, filepath.Join(dir, "e"), 0); !errors.Is(err, ErrChanged) {
+		t.Errorf("pinned download after an overwrite: %v, want ErrChanged", err)
 	}
 	if _, err := obj.Stat(ctx, "no-such-bucket-xyz", "k", ""); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing bucket: %v, want ErrNotFound", err)

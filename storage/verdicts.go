@@ -19,6 +19,10 @@ import (
 // ErrScanNotFound: no scan with that id (or no scan for that asset).
 var ErrScanNotFound = errors.New("scan not found")
 
+// ErrAlreadyFinal: the scan already has its verdict; SaveVerdict wrote
+// nothing (a late or duplicate delivery never overwrites a verdict).
+var ErrAlreadyFinal = errors.New("scan already has a verdict")
+
 // Scan is the scan record: the submission and where the scan is. It lives
 // in Redis for fast polling; the verdict of record lives in object storage.
 type Scan struct {
@@ -36,8 +40,19 @@ type Scan struct {
 	Verdict        assetscan.Outcome `json:"verdict,omitempty"`
 	Reason         string            `json:"reason,omitempty"`
 	Attempts       int               `json:"attempts,omitempty"`
-	SubmittedAt    time.Time         `json:"submitted_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// Declared are findings established at submission from the seller's
+	// declared inputs (initial passwords judged under the policy); they
+	// never contain the inputs themselves.
+	Declared []assetscan.Finding `json:"declared,omitempty"`
+	// DeclaredDigest identifies the declared inputs themselves (a keyed
+	// digest, never the passwords), so that a resubmission with other
+	// declared inputs is a new submission.
+	DeclaredDigest string `json:"declared_digest,omitempty"`
+	// TaskID is the queue's task id for the scan (the scan id, or a new
+	// one after the sweeper re-enqueued it).
+	TaskID      string    `json:"task_id,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Store keeps scan records and verdicts.
@@ -54,7 +69,9 @@ type Scan struct {
 //	S3     <bucket>/verdicts/<id>@<revision>.json every revision (immutable)
 //	Redis  <prefix>latest:<kind>      set: scan ids that are their asset's latest finished scan
 //	Redis  <prefix>recent             sorted set: finished scan ids by completion time
-//	Redis  <prefix>content:<kind>:<sha256>:<name>  scan id of the last finished scan of that content
+//	Redis  <prefix>reuse:<reuse key>  scan id of the last finished, complete scan with that reuse key
+//	Redis  <prefix>pending            sorted set: unfinished scan ids by submission time (the sweeper's work list)
+//	Redis  <prefix>final:<id>         claim of the one writer of a scan's verdict
 //
 // If Redis loses its data, finished scans are still found in S3.
 type Store struct {
@@ -77,16 +94,26 @@ func NewScanID() string {
 	return fmt.Sprintf("scn_%010x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
 }
 
-// DedupKey identifies "the same asset and the same content": the asset id,
-// the object's location and version, and its content identity (ETag and
-// size from storage, plus the submitted digest when given).
+// DedupKey identifies "the same submission": the asset id, the object's
+// location and version, its content identity (ETag and size from storage,
+// plus the submitted digest when given) and the declared inputs.
 func DedupKey(s Scan) string {
 	h := sha256.New()
-	for _, p := range []string{s.AssetID, string(s.Kind), s.Bucket, s.Key, s.VersionID, s.ETag, fmt.Sprint(s.Size), strings.ToLower(s.ExpectedSHA256)} {
+	for _, p := range []string{s.AssetID, string(s.Kind), s.Bucket, s.Key, s.VersionID, s.ETag, fmt.Sprint(s.Size), strings.ToLower(s.ExpectedSHA256), s.DeclaredDigest} {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FindingsDigest identifies declared inputs by what was judged of them
+// (the findings, which never hold a password) and how many there were.
+func FindingsDigest(fs []assetscan.Finding, n int) string {
+	data, _ := json.Marshal(fs)
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n", n)
+	h.Write(data)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
@@ -105,13 +132,15 @@ func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
 			return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
 		}
 		existing, err := s.Get(ctx, id)
-		if err == nil {
+		if err == nil && !(existing.Status == assetscan.StatusDone && existing.Verdict == assetscan.Error) {
 			return existing, false, nil
 		}
-		if !errors.Is(err, ErrScanNotFound) {
+		if err != nil && !errors.Is(err, ErrScanNotFound) {
 			return Scan{}, false, err
 		}
-		// The dedup key outlived its scan record: take it over.
+		// The dedup key outlived its scan record, or the scan ended in
+		// error (errors are never handed back: the cause may be fixed):
+		// take it over.
 		if err := s.rdb.Set(ctx, dk, sc.ScanID, s.ttl).Err(); err != nil {
 			return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
 		}
@@ -119,10 +148,31 @@ func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
 	if err := s.Put(ctx, sc); err != nil {
 		return Scan{}, false, err
 	}
-	if err := s.rdb.Set(ctx, s.key("asset", sc.AssetID), sc.ScanID, s.ttl).Err(); err != nil {
+	pipe := s.rdb.TxPipeline()
+	pipe.Set(ctx, s.key("asset", sc.AssetID), sc.ScanID, s.ttl)
+	pipe.ZAdd(ctx, s.key("pending"), redis.Z{Score: float64(sc.SubmittedAt.UnixMilli()), Member: sc.ScanID})
+	if _, err := pipe.Exec(ctx); err != nil {
 		return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
 	}
 	return sc, true, nil
+}
+
+// Pending lists up to n unfinished scans submitted before cutoff, oldest
+// first: the work list of the sweeper, which re-enqueues or finalizes
+// scans whatever made them stick (a crash between record and enqueue, a
+// task deleted from the queue UI, a lost worker).
+func (s *Store) Pending(ctx context.Context, cutoff time.Time, n int) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.key("pending"), &redis.ZRangeBy{
+		Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Count: int64(n)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("pending scans: %w: %w", ErrUnavailable, err)
+	}
+	return ids, nil
+}
+
+// Unpend removes a scan from the pending list (its record is gone).
+func (s *Store) Unpend(ctx context.Context, id string) error {
+	return s.rdb.ZRem(ctx, s.key("pending"), id).Err()
 }
 
 // Forget removes a scan's dedup entry (used when enqueueing failed, so the
@@ -195,10 +245,35 @@ func (s *Store) Latest(ctx context.Context, assetID string) (string, error) {
 // SaveVerdict writes the verdict of record and the findings to object
 // storage first (durable), then marks the scan done in Redis and updates
 // the indexes (latest scan per asset and kind, recent scans, content).
+//
+// It writes once per scan: a scan whose record is done, or whose verdict
+// another writer is saving, gives ErrAlreadyFinal and nothing is written.
 func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
 	if v.Revision == 0 {
 		v.Revision = 1
 	}
+	claim := s.key("final", sc.ScanID)
+	ok, err := s.rdb.SetNX(ctx, claim, "1", 10*time.Minute).Result()
+	if err != nil {
+		return fmt.Errorf("save verdict: %w: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return ErrAlreadyFinal
+	}
+	if cur, err := s.Get(ctx, sc.ScanID); err == nil && cur.Status == assetscan.StatusDone {
+		return ErrAlreadyFinal
+	}
+	if _, err := s.obj.Get(ctx, s.bucket, "verdicts/"+sc.ScanID+".json"); err == nil {
+		// Redis lost the record, object storage still has the verdict.
+		return ErrAlreadyFinal
+	}
+	saved := false
+	defer func() {
+		if !saved {
+			// Let a retry write it.
+			s.rdb.Del(context.WithoutCancel(ctx), claim)
+		}
+	}()
 	fdata, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save verdict: %w", err)
@@ -224,32 +299,66 @@ func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f
 	if err := s.obj.Put(ctx, s.bucket, "scans/"+sc.ScanID+".json", sdata, "application/json"); err != nil {
 		return fmt.Errorf("save scan record: %w", err)
 	}
-	ptr, _ := json.Marshal(map[string]string{"scan_id": sc.ScanID})
-	if err := s.obj.Put(ctx, s.bucket, "assets/"+sc.AssetID+"/latest.json", ptr, "application/json"); err != nil {
-		return fmt.Errorf("save latest pointer: %w", err)
+	if err := s.putLatest(ctx, sc); err != nil {
+		return err
 	}
 	if err := s.Put(ctx, sc); err != nil {
 		return err
 	}
-	return s.index(ctx, sc, v)
+	saved = true
+	return s.index(ctx, sc, v, f)
+}
+
+type latestPointer struct {
+	ScanID      string    `json:"scan_id"`
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+}
+
+// putLatest points the asset at sc unless a scan submitted later is
+// already there: "latest" is by submission order, not by which scan
+// finished last.
+func (s *Store) putLatest(ctx context.Context, sc Scan) error {
+	name := "assets/" + sc.AssetID + "/latest.json"
+	if data, err := s.obj.Get(ctx, s.bucket, name); err == nil {
+		var cur latestPointer
+		if json.Unmarshal(data, &cur) == nil && cur.ScanID != sc.ScanID && cur.SubmittedAt.After(sc.SubmittedAt) {
+			return nil
+		}
+	}
+	ptr, _ := json.Marshal(latestPointer{ScanID: sc.ScanID, SubmittedAt: sc.SubmittedAt})
+	if err := s.obj.Put(ctx, s.bucket, name, ptr, "application/json"); err != nil {
+		return fmt.Errorf("save latest pointer: %w", err)
+	}
+	return nil
 }
 
 // index maintains the Redis indexes of finished scans.
-func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict) error {
+func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
 	latestKey := s.key("latest", string(sc.Kind))
 	prevKey := s.key("asset-done", sc.AssetID)
-	prev, err := s.rdb.GetSet(ctx, prevKey, sc.ScanID).Result()
+	pipe := s.rdb.TxPipeline()
+	// The asset's latest finished scan is the one submitted last.
+	prev, err := s.rdb.Get(ctx, prevKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
 	}
-	pipe := s.rdb.TxPipeline()
+	newer := true
 	if prev != "" && prev != sc.ScanID {
-		pipe.SRem(ctx, latestKey, prev)
+		if p, err := s.Get(ctx, prev); err == nil && p.SubmittedAt.After(sc.SubmittedAt) {
+			newer = false
+		}
 	}
-	pipe.SAdd(ctx, latestKey, sc.ScanID)
+	if newer {
+		pipe.Set(ctx, prevKey, sc.ScanID, 0)
+		if prev != "" && prev != sc.ScanID {
+			pipe.SRem(ctx, latestKey, prev)
+		}
+		pipe.SAdd(ctx, latestKey, sc.ScanID)
+	}
 	pipe.ZAdd(ctx, s.key("recent"), redis.Z{Score: float64(v.CompletedAt.UnixMilli()), Member: sc.ScanID})
-	if v.SHA256 != "" && v.ReusedFrom == "" && v.Verdict != assetscan.Error {
-		pipe.Set(ctx, s.contentKey(sc.Kind, v.SHA256, v.Object.Name), sc.ScanID, s.ttl)
+	pipe.ZRem(ctx, s.key("pending"), sc.ScanID)
+	if v.ReuseKey != "" && !v.Reused && v.Verdict != assetscan.Error && complete(f) {
+		pipe.Set(ctx, s.key("reuse", v.ReuseKey), sc.ScanID, s.ttl)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
@@ -257,15 +366,23 @@ func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict) error {
 	return nil
 }
 
-func (s *Store) contentKey(kind assetscan.Kind, sha, name string) string {
-	h := sha256.Sum256([]byte(name))
-	return s.key("content", string(kind), strings.ToLower(sha), hex.EncodeToString(h[:8]))
+// complete reports whether every check ran to the end and covered all.
+func complete(f assetscan.Findings) bool {
+	if len(f.Checks) == 0 {
+		return false
+	}
+	for _, c := range f.Checks {
+		if c.Status != assetscan.RunOK || !c.Coverage.Complete() {
+			return false
+		}
+	}
+	return true
 }
 
-// ByContent returns the last finished scan of the same content (digest,
-// kind and file name), or ErrScanNotFound.
-func (s *Store) ByContent(ctx context.Context, kind assetscan.Kind, sha, name string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.contentKey(kind, sha, name)).Result()
+// ByReuseKey returns the last finished, complete scan whose findings were
+// made under the reuse key (package scan), or ErrScanNotFound.
+func (s *Store) ByReuseKey(ctx context.Context, key string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.key("reuse", key)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrScanNotFound
 	}
@@ -295,7 +412,21 @@ func (s *Store) Recent(ctx context.Context, n int) ([]string, error) {
 
 // Supersede records a new revision of a finished scan's verdict (after a
 // re-evaluation); v must carry Revision and Supersedes.
+//
+// It is a compare-and-set on the revision: when revision v.Revision was
+// written already (a concurrent re-evaluation), or the current verdict is
+// not revision v.Revision-1, it returns ErrAlreadyFinal and writes nothing.
 func (s *Store) Supersede(ctx context.Context, v assetscan.Verdict) error {
+	ok, err := s.rdb.SetNX(ctx, s.key("final", fmt.Sprintf("%s@%d", v.ScanID, v.Revision)), "1", s.ttl).Result()
+	if err != nil {
+		return fmt.Errorf("supersede verdict: %w: %w", ErrUnavailable, err)
+	}
+	if !ok {
+		return ErrAlreadyFinal
+	}
+	if cur, err := s.Verdict(ctx, v.ScanID); err == nil && cur.Revision != v.Revision-1 {
+		return ErrAlreadyFinal
+	}
 	vdata, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("supersede verdict: %w", err)

@@ -96,6 +96,22 @@ type serviceConfig struct {
 	// ShutdownTimeout: how long SIGTERM waits for running scans before
 	// handing them back to the queue (ASSETSCAN_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// SweepInterval: how often a worker runs the sweeper (one worker of
+	// the fleet per round) that re-enqueues scans without a task and
+	// records error for scans past their deadline
+	// (ASSETSCAN_SWEEP_INTERVAL, default 30s).
+	SweepInterval time.Duration
+	// StuckAfter: an unfinished scan with no task in the queue for this
+	// long is re-enqueued (ASSETSCAN_STUCK_AFTER, default 2m).
+	StuckAfter time.Duration
+	// ScanDeadline: a scan with no verdict this long after submission
+	// ends in error, with a callback and a tag (ASSETSCAN_SCAN_DEADLINE,
+	// default 24h; it must exceed the largest job's time-out, 8h).
+	ScanDeadline time.Duration
+	// NotReadyAlertAfter: a worker not ready (malware canary failing) for
+	// this long logs at error level every minute and sets
+	// assetscan_worker_ready 0 (ASSETSCAN_NOT_READY_ALERT_AFTER, default 2m).
+	NotReadyAlertAfter time.Duration
 
 	LogLevel string // ASSETSCAN_LOG_LEVEL: debug, info, warn, error
 
@@ -135,6 +151,10 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRetry, "max-retry", c.envInt("ASSETSCAN_MAX_RETRY", 5), "retries after the first attempt")
 	fs.DurationVar(&c.RetryBase, "retry-base", c.envDuration("ASSETSCAN_RETRY_BASE", 10*time.Second), "first retry delay (doubles per retry)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.envDuration("ASSETSCAN_SHUTDOWN_TIMEOUT", 30*time.Second), "grace period for running scans on SIGTERM")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.envDuration("ASSETSCAN_SWEEP_INTERVAL", 30*time.Second), "how often the sweeper looks for stuck scans")
+	fs.DurationVar(&c.StuckAfter, "stuck-after", c.envDuration("ASSETSCAN_STUCK_AFTER", 2*time.Minute), "re-enqueue an unfinished scan that has had no task this long")
+	fs.DurationVar(&c.ScanDeadline, "scan-deadline", c.envDuration("ASSETSCAN_SCAN_DEADLINE", 24*time.Hour), "record error for a scan without a verdict this long after submission")
+	fs.DurationVar(&c.NotReadyAlertAfter, "not-ready-alert-after", c.envDuration("ASSETSCAN_NOT_READY_ALERT_AFTER", 2*time.Minute), "log at error level when the worker stays not ready this long")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("ASSETSCAN_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 }
 
@@ -160,6 +180,12 @@ func (c *serviceConfig) validate(worker bool) error {
 		}
 		if _, err := c.queueWeights(); err != nil {
 			errs = append(errs, err)
+		}
+		if c.SweepInterval <= 0 || c.StuckAfter <= 0 || c.NotReadyAlertAfter <= 0 {
+			errs = append(errs, errors.New("--sweep-interval, --stuck-after and --not-ready-alert-after must be positive"))
+		}
+		if c.ScanDeadline <= 8*time.Hour {
+			errs = append(errs, fmt.Errorf("--scan-deadline must exceed the largest job time-out (8h), got %s", c.ScanDeadline))
 		}
 	}
 	var lv levelCheck

@@ -12,6 +12,7 @@ import (
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/diskimage"
 	"github.com/assetscan/assetscan/image"
+	"github.com/assetscan/assetscan/scan"
 	"github.com/assetscan/assetscan/scanner"
 	"github.com/assetscan/assetscan/scanner/accounts"
 	"github.com/assetscan/assetscan/scanner/clamav"
@@ -154,6 +155,19 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	e.Monitor.Start(mctx)
 	e.closers = append(e.closers, cancel)
 	return e, nil
+}
+
+// service is the scan service over these engines: the one flow the CLI,
+// the worker and the embedded mode run. The caller adds storage, reuse and
+// finalization where it has them.
+func (e *engines) service(pol scan.Policies, workRoot string, log *slog.Logger) *scan.Service {
+	return &scan.Service{
+		Scanner:  &scanner.Scanner{Checks: e.Checks, Preparers: e.Preparers, Log: log},
+		Policies: pol,
+		DB:       e.DB,
+		WorkRoot: workRoot,
+		Log:      log,
+	}
 }
 
 // brokenCheck stands in for an engine that could not be opened: it always

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,7 +18,8 @@ import (
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/policies"
-	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scan"
+	"github.com/assetscan/assetscan/storage"
 )
 
 // cmdScan scans one local file in-process: the README's "main job on an
@@ -27,24 +30,27 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kind := fs.String("kind", envOr("ASSETSCAN_KIND", string(assetscan.KindPackage)), "asset kind: package, container-image or vm-image")
 	dbDir := fs.String("db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir with db/trivy.db and db/metadata.json (default: the shipped fixture DB)")
 	policyFile := fs.String("policy", os.Getenv("ASSETSCAN_POLICY"), "policy file (default: the embedded default policy for the kind)")
-	format := fs.String("format", envOr("ASSETSCAN_FORMAT", "table"), "output format: table or json")
+	format := fs.String("format", envOr("ASSETSCAN_FORMAT", "table"), "output format: "+strings.Join(outputFormats, ", ")+" (one asset); with several assets: table (a line each) or json (a verdict per line)")
 	clamd := fs.String("clamd", os.Getenv("ASSETSCAN_CLAMD"), "clamd address, unix:/path/clamd.sock or tcp:host:port (default: start a private clamd with the shipped signatures if clamd is installed)")
-	name := fs.String("name", "", "file name the name rule applies to (default: the base name of PATH)")
-	sha := fs.String("sha256", "", "expected SHA-256 of the file; a mismatch fails")
+	name := fs.String("name", "", "file name the name rule applies to (default: the base name of PATH; one asset only)")
+	sha := fs.String("sha256", "", "expected SHA-256 of the file; a mismatch fails (one asset only)")
+	jobs := fs.Int("jobs", 2, "assets scanned at once when several are given")
 	logLevel := fs.String("log-level", envOr("ASSETSCAN_LOG_LEVEL", "warn"), "log level for stderr: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: assetscan scan [flags] PATH")
+		fmt.Fprintln(stderr, "usage: assetscan scan [flags] PATH [PATH...]")
+		fmt.Fprintln(stderr, "  PATH may be a directory: every regular file directly in it is scanned.")
+		fmt.Fprintln(stderr, "  exit code: 0 all pass, 1 any fail, 2 any error (the worst verdict)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitError
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() < 1 {
 		fs.Usage()
 		return exitError
 	}
-	if *format != "table" && *format != "json" {
-		fmt.Fprintf(stderr, "assetscan scan: --format must be table or json, got %q\n", *format)
+	if !slices.Contains(outputFormats, *format) {
+		fmt.Fprintf(stderr, "assetscan scan: --format must be one of %s, got %q\n", strings.Join(outputFormats, ", "), *format)
 		return exitError
 	}
 	k := assetscan.Kind(*kind)
@@ -52,7 +58,23 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "assetscan scan: --kind must be package, container-image or vm-image, got %q\n", *kind)
 		return exitError
 	}
-	path := fs.Arg(0)
+	paths, err := assetPaths(fs.Args())
+	if err != nil {
+		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
+		return exitError
+	}
+	if len(paths) > 1 && (*name != "" || *sha != "") {
+		fmt.Fprintln(stderr, "assetscan scan: --name and --sha256 apply to one asset only")
+		return exitError
+	}
+	if len(paths) > 1 && *format != "table" && *format != "json" {
+		fmt.Fprintln(stderr, "assetscan scan: with several assets, --format is table or json")
+		return exitError
+	}
+	if *jobs < 1 {
+		fmt.Fprintln(stderr, "assetscan scan: --jobs must be at least 1")
+		return exitError
+	}
 	log := newLogger(stderr, *logLevel)
 
 	pol, err := loadPolicy(*policyFile, k)
@@ -60,11 +82,6 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
 		return exitError
 	}
-	if _, err := os.Stat(path); err != nil {
-		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
-		return exitError
-	}
-
 	work, err := os.MkdirTemp("", "assetscan-scan-")
 	if err != nil {
 		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
@@ -78,49 +95,156 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	defer eng.Close()
+	// The same service the worker runs: policy, DB age, checks, verdict.
+	svc := eng.service(scan.Static{Policy: pol}, filepath.Join(work, "scans"), log)
 
-	scanWork := filepath.Join(work, "scan")
-	if err := os.Mkdir(scanWork, 0o700); err != nil {
-		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
-		return exitError
-	}
-	abs, _ := filepath.Abs(path)
-	s := &scanner.Scanner{Checks: eng.Checks, Preparers: eng.Preparers, Log: log}
-	if *format != "json" && isTerminal(stderr) {
+	var progress func(string)
+	if *format == "table" && len(paths) == 1 && isTerminal(stderr) {
 		// A person is watching: say what a long scan is doing.
 		start := time.Now()
 		var mu sync.Mutex
-		s.Progress = func(msg string) {
+		progress = func(msg string) {
 			mu.Lock()
 			defer mu.Unlock()
 			fmt.Fprintf(stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), msg)
 		}
 	}
-	start := time.Now()
-	rep, err := s.Scan(ctx, scanner.Request{Kind: k, Path: abs, Name: *name, ExpectedSHA256: *sha, WorkDir: scanWork, Rules: pol})
-	if err != nil {
-		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
-		return exitError
+	run := func(p string) (assetscan.Verdict, assetscan.Findings, error) {
+		abs, _ := filepath.Abs(p)
+		now := time.Now().UTC()
+		return svc.Run(ctx, scan.Request{
+			Scan:      storage.Scan{Kind: k, ExpectedSHA256: *sha, SubmittedAt: now},
+			LocalPath: abs, Name: *name, Last: true, Progress: progress,
+		})
 	}
-	base := assetscan.Verdict{Kind: k, SHA256: rep.SHA256,
-		Object:      assetscan.Object{Name: nameOr(*name, filepath.Base(path)), Size: rep.Size},
-		SubmittedAt: start.UTC(), CompletedAt: time.Now().UTC()}
-	v := policies.Verdict(pol, base, rep.Findings)
-	if *format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(v)
-	} else {
-		printTable(stdout, v)
+	if len(paths) == 1 {
+		v, f, err := run(paths[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
+			return exitError
+		}
+		if err := writeVerdict(stdout, *format, v, f); err != nil {
+			fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
+			return exitError
+		}
+		return exitCode(v.Verdict)
 	}
-	switch v.Verdict {
+	return scanMany(ctx, paths, *jobs, *format, run, stdout, stderr)
+}
+
+// scanMany scans several assets in one process, jobs at a time, printing
+// one line (table) or one verdict (json) per asset as each finishes, and
+// returns the exit code of the worst verdict.
+func scanMany(ctx context.Context, paths []string, jobs int, format string,
+	run func(string) (assetscan.Verdict, assetscan.Findings, error), stdout, stderr io.Writer) int {
+	type result struct {
+		path string
+		v    assetscan.Verdict
+		err  error
+	}
+	in := make(chan string)
+	out := make(chan result)
+	var wg sync.WaitGroup
+	for range min(jobs, len(paths)) {
+		wg.Go(func() {
+			for p := range in {
+				v, _, err := run(p)
+				out <- result{p, v, err}
+			}
+		})
+	}
+	go func() {
+		defer close(in)
+		for _, p := range paths {
+			select {
+			case in <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	worst := exitPass
+	counts := map[assetscan.Outcome]int{}
+	enc := json.NewEncoder(stdout)
+	for r := range out {
+		code := exitError
+		if r.err == nil {
+			code = exitCode(r.v.Verdict)
+			counts[r.v.Verdict]++
+		} else {
+			counts[assetscan.Error]++
+		}
+		worst = max(worst, code)
+		switch {
+		case r.err != nil:
+			fmt.Fprintf(stdout, "%-5s  %s  %v\n", "ERROR", r.path, r.err)
+		case format == "json":
+			_ = enc.Encode(r.v)
+		default:
+			detail := r.v.Reason
+			fmt.Fprintf(stdout, "%-5s  %s  sha256:%s  %s\n", strings.ToUpper(string(r.v.Verdict)), r.path, r.v.SHA256, detail)
+		}
+	}
+	fmt.Fprintf(stderr, "%d assets: %d pass, %d fail, %d error\n", len(paths), counts[assetscan.Pass], counts[assetscan.Fail], counts[assetscan.Error])
+	return worst
+}
+
+// assetPaths expands the arguments: a directory stands for the regular
+// files directly in it (sorted); anything else must be a regular file.
+func assetPaths(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		fi, err := os.Stat(a)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		ents, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				out = append(out, filepath.Join(a, e.Name()))
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no files to scan")
+	}
+	return out, nil
+}
+
+// exitCode maps a verdict onto the CLI's exit code.
+func exitCode(o assetscan.Outcome) int {
+	switch o {
 	case assetscan.Pass:
 		return exitPass
 	case assetscan.Fail:
 		return exitFail
-	default:
-		return exitError
 	}
+	return exitError
+}
+
+// outputFormats are the --format values.
+var outputFormats = []string{"table", "json"}
+
+// writeVerdict prints one verdict in format.
+func writeVerdict(w io.Writer, format string, v assetscan.Verdict, _ assetscan.Findings) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "table":
+		printTable(w, v)
+		return nil
+	}
+	return fmt.Errorf("unknown format %q", format)
 }
 
 // isTerminal reports whether w is a terminal (a character device).
@@ -131,13 +255,6 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func nameOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func loadPolicy(file string, k assetscan.Kind) (*policies.Policy, error) {
@@ -185,15 +302,47 @@ func printTable(w io.Writer, v assetscan.Verdict) {
 		}
 		fmt.Fprintf(w, "engines:  %s\n", strings.Join(parts, ", "))
 	}
-	parts := make([]string, 0, len(v.Checks))
+	fmt.Fprintln(w, "checks:")
 	for _, c := range v.Checks {
-		s := c.Name + " " + c.Status
+		line := "  " + c.Name + " " + c.Status
 		if c.Reason != "" {
-			s += " (" + c.Reason + ")"
+			line += " (" + c.Reason + ")"
 		}
-		parts = append(parts, s)
+		if c.Identity != nil {
+			id := c.Identity.Version
+			if c.Identity.Engine != "" {
+				id += ", " + c.Identity.Engine
+			}
+			if c.Identity.Data != "" {
+				id += ", " + c.Identity.Data
+			}
+			if c.Identity.Unknown {
+				id += ", identity unknown"
+			}
+			line += " [" + id + "]"
+		}
+		if cv := c.Coverage; cv != nil {
+			line += fmt.Sprintf(" covered %d files, %d bytes", cv.Files, cv.Bytes)
+			if cv.NotExaminedCount > 0 {
+				line += fmt.Sprintf("; NOT examined: %d", cv.NotExaminedCount)
+				for i, n := range cv.NotExamined {
+					if i == 3 {
+						line += ", ..."
+						break
+					}
+					line += fmt.Sprintf("; %s (%s)", n.Path, n.Reason)
+				}
+			}
+		}
+		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "checks:   %s\n", strings.Join(parts, "; "))
+	if v.ReuseKey != "" {
+		reused := ""
+		if v.Reused {
+			reused = " (findings reused from an earlier scan with this key)"
+		}
+		fmt.Fprintf(w, "reuse:    %s%s\n", v.ReuseKey, reused)
+	}
 	if len(v.Findings) == 0 {
 		fmt.Fprintln(w, "findings: none")
 		return

@@ -251,27 +251,17 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 		return fmt.Errorf("seed policies: %w", err)
 	}
 	policy := pstore.ForKind
-	notify := func(ctx context.Context, event string, v assetscan.Verdict) error {
-		if cfg.TagVerdicts && v.Object.Bucket != "" {
-			if err := events.TagVerdict(ctx, obj.Client(), v.Object.Bucket, v.Object.Key, v.Object.VersionID, v.Verdict); err != nil {
-				log.WarnContext(ctx, "tag object with verdict", "scan_id", v.ScanID, "error", err)
-			}
-		}
-		return notifier.Notify(ctx, event, v)
+	workRoot := filepath.Join(cfg.WorkDir, "scans")
+	if n, err := scan.CleanWorkRoot(workRoot); err != nil {
+		log.Warn("work dirs left by an earlier run could not all be removed", "dir", workRoot, "removed", n, "error", err)
+	} else if n > 0 {
+		log.Info("removed work dirs left by an earlier run", "dir", workRoot, "count", n)
 	}
-	h := &queue.Handler{
-		Content:  store,
-		DB:       eng.DB,
-		Notify:   notify,
-		Metrics:  met,
-		Records:  store,
-		Fetcher:  obj,
-		Scanner:  &scanner.Scanner{Checks: eng.Checks, Preparers: eng.Preparers, OnCheck: met.ObserveCheck, Log: log},
-		Policy:   policy,
-		WorkRoot: filepath.Join(cfg.WorkDir, "scans"),
-		Ready:    eng.Ready,
-		Log:      log,
-	}
+	svc := eng.service(pstore, workRoot, log)
+	svc.Scanner.OnCheck = met.ObserveCheck
+	svc.Fetcher, svc.Records, svc.Reuse = obj, store, store
+	svc.Finalizer = &finalizer{obj: obj, tag: cfg.TagVerdicts, notify: notifier.Notify, log: log}
+	h := &queue.Handler{Service: svc, Records: store, Ready: eng.Ready, Metrics: met, Log: log}
 	srv, mux := queue.NewServer(rdb, queue.ServerConfig{
 		Concurrency: cfg.Concurrency, Queues: weights, ShutdownTimeout: cfg.ShutdownTimeout,
 		RetryBase: cfg.RetryBase, Log: log,
@@ -281,11 +271,13 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	}
 	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", weights)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	reaper := &queue.Reaper{Inspector: insp, Records: store, Policy: policy,
-		Queues: []string{queue.QueueSmall, queue.QueueLarge}, Log: log}
+	sweeper := &queue.Sweeper{Inspector: insp, Records: store, Finisher: svc,
+		Enqueuer:   &queue.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: cfg.MaxRetry},
+		StuckAfter: cfg.StuckAfter, Deadline: cfg.ScanDeadline, Log: log}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go reaper.Run(rctx, time.Minute)
+	go sweeper.Run(rctx, cfg.SweepInterval)
+	go watchReadiness(rctx, eng, met, cfg.NotReadyAlertAfter, log)
 	if eng.Monitor != nil {
 		go func() {
 			t := time.NewTicker(5 * time.Second)
