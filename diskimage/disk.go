@@ -17,6 +17,8 @@ import (
 // could be read.
 type Disk struct {
 	f     *os.File
+	cr    *countingReaderAt // d.f, counted: every read of the image goes through it
+	exp   *exporter         // nil unless Options.ExportDir
 	fss   []FileSystem
 	mnts  []*safeFS
 	root  int             // index into fss, -1 when none
@@ -71,21 +73,33 @@ type FileSystem struct {
 // read at all, is a container that needs Prepare (ErrNotRaw), or ctx
 // ended. Close the Disk when done.
 func Open(ctx context.Context, path string) (*Disk, []assetscan.Finding, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// OpenWith is Open with options: with opt.ExportDir, the same single walk
+// also copies the files package and secret scanners need (see Options,
+// Wanted); a wanted file that cannot be read is reported like any other.
+// Errors also come from writing the export (disk full).
+func OpenWith(ctx context.Context, path string, opt Options) (*Disk, []assetscan.Finding, error) {
 	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := &Disk{f: f, root: -1, bad: map[string]bool{}}
+	d := &Disk{f: f, cr: &countingReaderAt{r: f}, root: -1, bad: map[string]bool{}}
+	if d.exp, err = newExporter(opt); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
 	fl, err := d.open(ctx, st.Size())
 	if err != nil {
-		f.Close()
+		d.Close()
 		return nil, nil, err
 	}
 	return d, fl, nil
 }
 
 func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error) {
-	h, err := sniff(d.f, size)
+	h, err := sniff(d.cr, size)
 	if err != nil {
 		return nil, fmt.Errorf("diskimage: %w", err)
 	}
@@ -102,7 +116,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 	}
 
 	whole := partition{name: "disk", off: 0, len: size}
-	res, err := probe(d.f, whole)
+	res, err := probe(d.cr, whole)
 	if err != nil {
 		return nil, fmt.Errorf("diskimage: %w", err)
 	}
@@ -111,7 +125,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 		parts = []partition{whole}
 	} else {
 		var table bool
-		parts, table, err = readPartitions(d.f, size, &fl)
+		parts, table, err = readPartitions(d.cr, size, &fl)
 		if err != nil {
 			return nil, fmt.Errorf("diskimage: read partition table: %w", err)
 		}
@@ -131,7 +145,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 		}
 		res := res
 		if p != whole {
-			if res, err = probe(d.f, p); err != nil {
+			if res, err = probe(d.cr, p); err != nil {
 				return nil, fmt.Errorf("diskimage: %w", err)
 			}
 		}
@@ -143,7 +157,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 			fl.add(finding(RuleUnreadable, p.name, "partition "+p.describe()+": "+res.msg))
 			continue
 		}
-		s, err := mountFS(d.f, p, res)
+		s, err := mountFS(d.cr, p, res)
 		if err != nil {
 			if ioErr(err) {
 				return nil, fmt.Errorf("diskimage: %w", err)
@@ -175,7 +189,16 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 				}
 				// Map its blocks now (no content read): a corrupt block
 				// map is a finding, and Source skips the file.
-				if _, err := s.openEntry(e); err != nil {
+				f, err := s.openEntry(e)
+				if err == nil && d.exp != nil {
+					// The single read of this file's content when it is
+					// wanted: Source streams the copy.
+					err = d.exp.export(i, d.fss[i].Name, e, &ctxReader{ctx: ctx, r: f})
+					if err != nil && !errors.Is(err, ErrCorrupt) {
+						return err
+					}
+				}
+				if err != nil {
 					d.bad[badKey(i, e.path)] = true
 					fl.add(finding(RuleUnreadable, prefix+e.path, where+": file /"+printable(e.path, 200)+" cannot be read (corrupt file system"+reason(err)+"): not inspected"))
 					return nil
@@ -209,6 +232,10 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 		}
 	}
 
+	if x := d.exp; x != nil && x.stats.Skipped > 0 {
+		fl.add(finding(RuleUnreadable, "", fmt.Sprintf("%d files (from %s on) were not copied out for package and secret scanning: more than %s of package metadata, executables and configuration; they were inspected for malware only",
+			x.stats.Skipped, printable(x.skipped, 200), humanBytes(x.max))))
+	}
 	for i, s := range d.mnts {
 		if s.isRegular("etc/os-release") || s.isRegular("usr/lib/os-release") || s.isRegular("etc/passwd") {
 			d.root = i
@@ -253,6 +280,9 @@ func badKey(fs int, p string) string { return strconv.Itoa(fs) + ":" + p }
 
 // Close releases the disk file. The file systems cannot be read after.
 func (d *Disk) Close() error {
+	if d.exp != nil {
+		_ = d.exp.root.Close()
+	}
 	return d.f.Close()
 }
 
@@ -321,6 +351,16 @@ func (s source) Walk(ctx context.Context, fn func(f scanner.File, r io.Reader) e
 			visit: func(e *entry) error {
 				if !e.mode.IsRegular() || m.tooBig(e) || d.bad[badKey(i, e.path)] {
 					return nil // reported by Open
+				}
+				if d.exp != nil {
+					if name, ok := d.exp.copies[badKey(i, e.path)]; ok {
+						c, err := d.exp.root.Open(name)
+						if err != nil {
+							return fmt.Errorf("diskimage: %s%s: exported copy: %w", prefix, e.path, err)
+						}
+						defer c.Close()
+						return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: c})
+					}
 				}
 				f, err := m.openEntry(e)
 				if err != nil {
