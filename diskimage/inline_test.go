@@ -46,7 +46,7 @@ func inlineRoot(t *testing.T) (map[string]string, string) {
 	files := disktest.MinimalDebianRoot()
 	files["etc/shadow"] = "root:$6$salt$hash:19000:0:99999:7:::\n"
 	files["etc/small.conf"] = strings.Repeat("x=1\n", 30) // 120 bytes: i_block + system.data
-	for i := range 4 { // 4 entries of 12 bytes fit i_block (mke2fs -d moves larger ones to a block)
+	for i := range 4 {                                    // 4 entries of 12 bytes fit i_block (mke2fs -d moves larger ones to a block)
 		files["etc/inl/f"+strconv.Itoa(i)] = "v"
 	}
 	img := disktest.Ext4(t, "", files, "32M", "-O", "inline_data,metadata_csum,64bit,flex_bg,extents", "-I", "512")
