@@ -493,6 +493,15 @@ func TestCleanShapes(t *testing.T) {
 			},
 		},
 		{
+			name:   "zero padding between entries (alignment)",
+			format: archive.FormatZip,
+			build: func(t *testing.T) ([]byte, map[string][]byte, []string) {
+				z := zipOf(t, map[string][]byte{"a.txt": []byte("a"), "b.txt": []byte("b")})
+				second := int(binary.LittleEndian.Uint32(z[cdOffsets(z)[1]+42:]))
+				return zipInsert(z, second, make([]byte, 4096)), map[string][]byte{"a.txt": []byte("a"), "b.txt": []byte("b")}, nil
+			},
+		},
+		{
 			name:   "a Spring Boot fully executable jar, offsets not adjusted",
 			format: archive.FormatZip,
 			build: func(t *testing.T) ([]byte, map[string][]byte, []string) {

@@ -113,46 +113,61 @@ func Sniff(r io.ReaderAt, size int64) (Kind, error) {
 }
 
 // zipEndInTail reports whether tail, the last bytes of a file of the given
-// size, ends with a zip end record (and its comment, exactly) that points
-// at a central directory. The directory's signature is checked in tail when
-// it lies there, else through r (when r is nil, the record alone decides).
+// size, holds a zip end record that points at a central directory. A
+// record that ends the file (with its comment, exactly) has the
+// directory's signature checked in tail when it lies there, else through r
+// (when r is nil, the record alone decides). A record followed by other
+// bytes counts only when its directory lies in tail.
 func zipEndInTail(tail []byte, size int64, r io.ReaderAt) bool {
 	le := binary.LittleEndian
+	tailOff := size - int64(len(tail))
 	for end := len(tail); ; {
 		i := bytes.LastIndex(tail[:end], magicZipEnd)
 		if i < 0 {
 			return false
 		}
 		end = i + 3
-		if i+zipDirEndLen > len(tail) || i+zipDirEndLen+int(le.Uint16(tail[i+20:])) != len(tail) {
+		if i+zipDirEndLen > len(tail) {
 			continue
 		}
-		endOff := size - int64(len(tail)) + int64(i)
+		recEnd := i + zipDirEndLen + int(le.Uint16(tail[i+20:]))
+		if recEnd > len(tail) {
+			continue
+		}
+		exact := recEnd == len(tail)
+		endOff := tailOff + int64(i)
 		records := le.Uint16(tail[i+10:])
 		dirSize := int64(le.Uint32(tail[i+12:]))
 		if records == 0 {
-			return false
+			continue
 		}
-		if records == 0xffff || dirSize == 0xffffffff {
+		if records == 0xffff || dirSize == 0xffffffff || le.Uint32(tail[i+16:]) == 0xffffffff {
 			// ZIP64: a locator must precede the record.
-			return i >= zipDir64LocLen && le.Uint32(tail[i-zipDir64LocLen:]) == zipDir64LocSig
+			if i >= zipDir64LocLen && le.Uint32(tail[i-zipDir64LocLen:]) == zipDir64LocSig {
+				return true
+			}
+			continue
 		}
 		dirStart := endOff - dirSize
 		if dirStart < 0 {
-			return false
+			continue
 		}
 		var sig [4]byte
 		switch {
-		case dirStart >= size-int64(len(tail)):
-			copy(sig[:], tail[dirStart-(size-int64(len(tail))):])
+		case dirStart >= tailOff:
+			copy(sig[:], tail[dirStart-tailOff:])
+		case !exact:
+			continue
 		case r == nil:
 			return true
 		default:
 			if _, err := r.ReadAt(sig[:], dirStart); err != nil {
-				return false
+				continue
 			}
 		}
-		return le.Uint32(sig[:]) == zipDirHeaderSig
+		if le.Uint32(sig[:]) == zipDirHeaderSig {
+			return true
+		}
 	}
 }
 
