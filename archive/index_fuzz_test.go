@@ -28,7 +28,9 @@ func zipSeeds(t testing.TB) [][]byte {
 	}
 }
 
-func le32(b []byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 
 // FuzzZipIndex checks the zip index walker: spans and gaps stay inside the
 // file, gaps are sorted and disjoint, spans and gaps account for every
