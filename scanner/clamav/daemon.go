@@ -117,6 +117,12 @@ type Daemon struct {
 // dir/clamd.stderr. It returns an error wrapping ErrNoClamd when clamd is
 // not installed.
 func StartDaemon(ctx context.Context, dir string, settings ...Setting) (*Daemon, error) {
+	return startDaemon(ctx, dir, SignatureFiles(), settings...)
+}
+
+// startDaemon is StartDaemon writing only the shipped signature files
+// named in sigs.
+func startDaemon(ctx context.Context, dir string, sigs []string, settings ...Setting) (*Daemon, error) {
 	bin, err := ClamdPath()
 	if err != nil {
 		return nil, err
@@ -125,7 +131,7 @@ func StartDaemon(ctx context.Context, dir string, settings ...Setting) (*Daemon,
 	if err != nil {
 		return nil, fmt.Errorf("start clamd: %w", err)
 	}
-	if err := WriteSignatures(filepath.Join(dir, "db")); err != nil {
+	if err := writeSignatures(filepath.Join(dir, "db"), sigs); err != nil {
 		return nil, fmt.Errorf("start clamd: %w", err)
 	}
 	conf, err := WriteConfig(dir, true, settings...)
@@ -181,6 +187,10 @@ func StartDaemon(ctx context.Context, dir string, settings ...Setting) (*Daemon,
 
 // Addr returns the daemon's address, "unix:<dir>/clamd.sock".
 func (d *Daemon) Addr() string { return "unix:" + filepath.Join(d.dir, "clamd.sock") }
+
+// SignatureDir returns the daemon's DatabaseDirectory (dir/db), for
+// CheckConfig.SignatureDir.
+func (d *Daemon) SignatureDir() string { return filepath.Join(d.dir, "db") }
 
 // Dir returns the daemon's directory.
 func (d *Daemon) Dir() string { return d.dir }

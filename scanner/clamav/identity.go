@@ -132,6 +132,11 @@ func (k *Check) Identity(ctx context.Context) (Identity, error) {
 
 // dirDigester caches DigestDir by the stat of every file in the directory.
 type dirDigester struct {
+	// settle: files changed less than this long ago are not cached (a
+	// rewrite within the file system's timestamp granularity could keep
+	// the stat key). Zero means 2 s.
+	settle time.Duration
+
 	mu   sync.Mutex
 	keys string // the stat key of the last digest
 	dg   string
@@ -163,7 +168,11 @@ func (d *dirDigester) digest(dir string) (string, error) {
 	}
 	// A file modified within the file system's timestamp granularity of
 	// the hash could keep its key: cache only files older than that.
-	if !recent(dir) {
+	settle := d.settle
+	if settle == 0 {
+		settle = 2 * time.Second
+	}
+	if !recent(dir, settle) {
 		d.keys, d.dg = before, dg
 	}
 	return dg, nil
@@ -190,9 +199,9 @@ func statKeys(dir string) (string, error) {
 	return b.String(), nil
 }
 
-// recent reports whether any file in dir changed within the last 2 s (or
-// its time cannot be read).
-func recent(dir string) bool {
+// recent reports whether any file in dir changed within the last settle
+// (or its time cannot be read).
+func recent(dir string, settle time.Duration) bool {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return true
@@ -202,7 +211,7 @@ func recent(dir string) bool {
 		if err != nil {
 			return true
 		}
-		if time.Since(st.ModTime()) < 2*time.Second || time.Since(changeTime(st)) < 2*time.Second {
+		if time.Since(st.ModTime()) < settle || time.Since(changeTime(st)) < settle {
 			return true
 		}
 	}

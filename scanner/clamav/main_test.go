@@ -85,6 +85,13 @@ func needClamd(t testing.TB) *Client {
 // change its limits).
 func startPrivate(t testing.TB, settings ...Setting) *Daemon {
 	t.Helper()
+	return startPrivateWith(t, SignatureFiles(), settings...)
+}
+
+// startPrivateWith starts a private clamd loading only the shipped
+// signature files named in sigs.
+func startPrivateWith(t testing.TB, sigs []string, settings ...Setting) *Daemon {
+	t.Helper()
 	if _, err := ClamdPath(); err != nil {
 		if os.Getenv("ASSETSCAN_SKIP_SERVICES") == "1" {
 			t.Skip(err)
@@ -97,7 +104,7 @@ func startPrivate(t testing.TB, settings ...Setting) *Daemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d, err := StartDaemon(context.Background(), dir, settings...)
+	d, err := startDaemon(context.Background(), dir, sigs, settings...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,11 +91,13 @@ func SignatureFiles() []string {
 
 // WriteSignatures writes the shipped signature files into dir (created if
 // missing), for clamd's DatabaseDirectory.
-func WriteSignatures(dir string) error {
+func WriteSignatures(dir string) error { return writeSignatures(dir, SignatureFiles()) }
+
+func writeSignatures(dir string, names []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write signatures: %w", err)
 	}
-	for _, name := range SignatureFiles() {
+	for _, name := range names {
 		b, err := signatureFS.ReadFile("signatures/" + name)
 		if err != nil {
 			return fmt.Errorf("write signatures: %w", err)
@@ -184,8 +186,8 @@ func VerifySignatures(ctx context.Context, c *Client) error {
 }
 
 // ShippedDigest is DigestDir of the shipped signature set, as WriteSignatures
-// writes it. A worker whose clamd runs on the shipped signatures only (its
-// VERSION names no database) records it on every verdict.
+// writes it. It says what was shipped, not what any clamd runs: never
+// record it as an engine identity (see Check.Identity).
 func ShippedDigest() (string, error) {
 	entries, err := fs.ReadDir(signatureFS, "signatures")
 	if err != nil {
