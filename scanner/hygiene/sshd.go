@@ -301,8 +301,8 @@ func isYes(v string) bool { return strings.EqualFold(v, "yes") }
 // inside Match blocks.
 func (in *inspector) sshPasswordAuth() {
 	c := in.sshd
-	if c == nil {
-		return
+	if c == nil || len(c.Files) == 0 {
+		return // no sshd, or its configuration is unreadable (reported)
 	}
 	const kw = "passwordauthentication"
 	g, set := c.Global(kw)
