@@ -164,6 +164,12 @@ func claimedFormat(ext string) string {
 	return ""
 }
 
+// ruleAliases maps a rule id onto the other name a policy may give it:
+// SSH host keys are account.ssh_host_key (STANDARDS.md) and also
+// hygiene.ssh_host_keys (issue 13's marketplace hygiene rules). A policy
+// entry under the alias wins.
+var ruleAliases = map[string]string{"account.ssh_host_key": "hygiene.ssh_host_keys"}
+
 func (p *Policy) judge(f assetscan.Finding) assetscan.JudgedFinding {
 	jf := assetscan.JudgedFinding{Finding: f}
 	switch {
@@ -185,7 +191,10 @@ func (p *Policy) judge(f assetscan.Finding) assetscan.JudgedFinding {
 			jf.Action = assetscan.Action(p.Secrets.Other)
 		}
 	default:
-		if a, ok := p.Rules[f.Rule]; ok {
+		if a, ok := p.Rules[ruleAliases[f.Rule]]; ok {
+			// The marketplace-wide name of the rule, when the policy uses it.
+			jf.Action = assetscan.Action(a)
+		} else if a, ok := p.Rules[f.Rule]; ok {
 			jf.Action = assetscan.Action(a)
 		} else {
 			// A rule the policy does not know about fails: fail closed.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/archive"
+	"github.com/assetscan/assetscan/registry"
 )
 
 //go:embed *.yaml
@@ -124,11 +125,6 @@ type AllowEntry struct {
 
 var validSeverities = []string{"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
 
-var knownChecks = []string{
-	assetscan.CheckFormat, assetscan.CheckArchive, assetscan.CheckVulnerability,
-	assetscan.CheckSecret, assetscan.CheckMalware, assetscan.CheckAccount,
-}
-
 // Parse parses and validates a policy document. Errors wrap ErrInvalid and
 // name the field and, where known, its line.
 func Parse(data []byte) (*Policy, error) {
@@ -227,9 +223,22 @@ func (p *Policy) validate() error {
 	case !p.Kind.Valid():
 		return ferr("kind", "must be package, container-image or vm-image, got %q", p.Kind)
 	}
+	// Checks and rules are validated against the registry: a policy
+	// can neither require a check that does not exist nor leave out one
+	// the rule book applies to its kind (a check that did not run would
+	// then pass), nor name a rule no check emits (a typo would silently
+	// do nothing).
+	if len(p.RequiredChecks) == 0 {
+		return ferr("required_checks", "required: list every check (%s)", strings.Join(registry.Mandatory(p.Kind), ", "))
+	}
 	for _, c := range p.RequiredChecks {
-		if !slices.Contains(knownChecks, c) {
-			return ferr("required_checks", "unknown check %q (known: %s)", c, strings.Join(knownChecks, ", "))
+		if !registry.KnownCheck(c) {
+			return ferr("required_checks", "unknown check %q (known: %s)", c, strings.Join(registry.Applicable(p.Kind), ", "))
+		}
+	}
+	for _, c := range registry.Mandatory(p.Kind) {
+		if !slices.Contains(p.RequiredChecks, c) {
+			return ferr("required_checks", "check %q applies to every %s and must be required", c, p.Kind)
 		}
 	}
 	if t := p.Vulns.CVSSThreshold; t <= 0 || t > 10 {
@@ -245,6 +254,11 @@ func (p *Policy) validate() error {
 	}
 	if !validAction(p.Secrets.Other) {
 		return ferr("secrets.other", "must be fail, warn or info, got %q", p.Secrets.Other)
+	}
+	for _, c := range p.Secrets.FailCategories {
+		if !slices.Contains(registry.SecretCategories(), c) {
+			return ferr("secrets.fail_categories", "unknown secret category %q (categories are trivy's, case-sensitive: AWS, AsymmetricPrivateKey, GitHub, ...)", c)
+		}
 	}
 	if p.Kind == assetscan.KindPackage {
 		if p.Format.MaxSizeBytes <= 0 {
@@ -265,6 +279,11 @@ func (p *Policy) validate() error {
 		p.Format.nameRe = re
 	}
 	a := p.Archive
+	if p.Kind == assetscan.KindVMImage && a == (ArchiveLimits{}) {
+		// Disk images are read through bounded file-system readers, not
+		// extracted: the archive limits do not apply (see Limits).
+		a = defaultArchiveLimits()
+	}
 	switch {
 	case a.MaxExpandedBytes <= 0:
 		return ferr("archive.max_expanded_bytes", "must be positive")
@@ -317,6 +336,14 @@ func (p *Policy) validate() error {
 	for rule, act := range p.Rules {
 		if !validAction(act) {
 			return ferr("rules."+rule, "must be fail, warn or info, got %q", act)
+		}
+		if !registry.KnownRule(rule) {
+			return ferr("rules."+rule, "no check emits rule %q (see README, \"Rules\")", rule)
+		}
+	}
+	for i, a := range p.Allow {
+		if a.Rule != "" && !registry.KnownRule(a.Rule) {
+			return ferr(fmt.Sprintf("allow.%d.rule", i), "entry %q: no check emits rule %q", a.ID, a.Rule)
 		}
 	}
 	return nil
@@ -379,8 +406,17 @@ func (p *Policy) Shaping() string {
 // MaxSize is the largest accepted asset in bytes (scanner.Rules).
 func (p *Policy) MaxSize() int64 { return p.Format.MaxSizeBytes }
 
-// Limits are the archive extraction limits (scanner.Rules).
+func defaultArchiveLimits() ArchiveLimits {
+	l := archive.DefaultLimits()
+	return ArchiveLimits{MaxExpandedBytes: l.MaxExpandedBytes, MaxEntries: l.MaxEntries, MaxDepth: l.MaxDepth, MaxRatio: l.MaxRatio}
+}
+
+// Limits are the archive extraction limits (scanner.Rules); the defaults
+// for a disk-image policy without an archive section.
 func (p *Policy) Limits() archive.Limits {
+	if p.Archive == (ArchiveLimits{}) {
+		return archive.DefaultLimits()
+	}
 	l := archive.DefaultLimits()
 	l.MaxExpandedBytes = p.Archive.MaxExpandedBytes
 	l.MaxEntries = p.Archive.MaxEntries
