@@ -146,3 +146,122 @@ func TestStoreDedupAndDurability(t *testing.T) {
 }
 
 var _ = minio.ToErrorResponse
+
+// Issue 10 items 5 and 8: errors are not handed back on resubmission; a
+// verdict is written once; "latest" follows submission order; declared
+// inputs are part of the submission; the reuse index never points at an
+// error or an incomplete scan; unfinished scans are listed for the sweeper.
+func TestStoreRecordsAreConditional(t *testing.T) {
+	obj, rdb := services(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("storagecas%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	s := NewStore(rdb, obj, bucket(t, obj), prefix)
+	t0 := time.Now().UTC().Add(-time.Hour)
+	mk := func(asset string, at time.Time) Scan {
+		return Scan{ScanID: NewScanID(), AssetID: asset, SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: asset + ".zip",
+			ETag: "e1", Size: 10, Status: assetscan.StatusQueued, SubmittedAt: at}
+	}
+	ok := assetscan.Findings{Checks: []assetscan.CheckRun{{Name: "format", Status: "ok"}}}
+	verdict := func(sc Scan, o assetscan.Outcome, key string) assetscan.Verdict {
+		return assetscan.Verdict{ScanID: sc.ScanID, AssetID: sc.AssetID, SellerID: sc.SellerID, Kind: sc.Kind, Status: assetscan.StatusDone,
+			Verdict: o, SHA256: "ab", ReuseKey: key, Object: assetscan.Object{Name: sc.Key}, SubmittedAt: sc.SubmittedAt, CompletedAt: time.Now()}
+	}
+
+	// An error is not sticky: the same submission after it creates a new scan.
+	first := mk("errasset", t0)
+	if _, created, err := s.Create(ctx, first); err != nil || !created {
+		t.Fatal(created, err)
+	}
+	if pend, _ := s.Pending(ctx, time.Now(), 10); !contains(pend, first.ScanID) {
+		t.Errorf("pending %v lacks the new scan", pend)
+	}
+	if err := s.SaveVerdict(ctx, first, verdict(first, assetscan.Error, "sha256:err"), ok); err != nil {
+		t.Fatal(err)
+	}
+	if pend, _ := s.Pending(ctx, time.Now(), 10); contains(pend, first.ScanID) {
+		t.Errorf("a finished scan is still pending")
+	}
+	again := mk("errasset", t0)
+	if got, created, err := s.Create(ctx, again); err != nil || !created || got.ScanID != again.ScanID {
+		t.Fatalf("resubmission after error: created=%v id=%s err=%v, want a new scan", created, got.ScanID, err)
+	}
+	if _, err := s.ByReuseKey(ctx, "sha256:err"); !errors.Is(err, ErrScanNotFound) {
+		t.Errorf("an error verdict was indexed for reuse: %v", err)
+	}
+
+	// Declared inputs make another submission.
+	withDecl := mk("errasset", t0)
+	withDecl.DeclaredDigest = FindingsDigest([]assetscan.Finding{{Rule: "account.declared_password_weak", Path: "root"}}, 1)
+	if _, created, _ := s.Create(ctx, withDecl); !created {
+		t.Error("a submission with declared passwords was deduplicated into one without")
+	}
+
+	// Written once: a late duplicate delivery cannot overwrite.
+	a := mk("casasset", t0)
+	if _, _, err := s.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveVerdict(ctx, a, verdict(a, assetscan.Pass, "sha256:k1"), ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveVerdict(ctx, a, verdict(a, assetscan.Fail, "sha256:k1"), ok); !errors.Is(err, ErrAlreadyFinal) {
+		t.Fatalf("second SaveVerdict: %v, want ErrAlreadyFinal", err)
+	}
+	if v, _ := s.Verdict(ctx, a.ScanID); v.Verdict != assetscan.Pass {
+		t.Errorf("verdict overwritten: %s", v.Verdict)
+	}
+	if id, err := s.ByReuseKey(ctx, "sha256:k1"); err != nil || id != a.ScanID {
+		t.Errorf("reuse index = %s %v", id, err)
+	}
+	// Supersede is a compare-and-set on the revision.
+	v2 := verdict(a, assetscan.Fail, "sha256:k1")
+	v2.Revision = 2
+	if err := s.Supersede(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Supersede(ctx, v2); !errors.Is(err, ErrAlreadyFinal) {
+		t.Errorf("second revision 2: %v, want ErrAlreadyFinal", err)
+	}
+
+	// Latest by submission order: the earlier submission finishing last
+	// does not become the asset's latest.
+	older, newer := mk("ordasset", t0), mk("ordasset", t0.Add(time.Minute))
+	newer.ETag = "e2"
+	for _, sc := range []Scan{older, newer} {
+		if _, _, err := s.Create(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveVerdict(ctx, newer, verdict(newer, assetscan.Fail, ""), ok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveVerdict(ctx, older, verdict(older, assetscan.Pass, ""), ok); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
+		t.Errorf("latest = %s, want the scan submitted last %s", id, newer.ScanID)
+	}
+	if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+		rdb.Del(ctx, keys...) // Redis loses its data: object storage decides
+	}
+	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
+		t.Errorf("latest after Redis loss = %s, want %s", id, newer.ScanID)
+	}
+	if err := s.SaveVerdict(ctx, a, verdict(a, assetscan.Fail, ""), ok); !errors.Is(err, ErrAlreadyFinal) {
+		t.Errorf("SaveVerdict after Redis loss: %v, want ErrAlreadyFinal (object storage has it)", err)
+	}
+}
+
+func contains(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
