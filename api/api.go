@@ -105,6 +105,7 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Path: "/openapi.json", handle: serveOpenAPI},
 		{Method: "POST", Path: "/v1/scans", Action: auth.ActSubmit, handle: s.submit},
 		{Method: "GET", Path: "/v1/scans/{scan_id}", handle: s.getScan},
+		{Method: "GET", Path: "/v1/scans/{scan_id}/report", handle: s.getReport},
 		{Method: "GET", Path: "/v1/assets/{asset_id}/scan", handle: s.latest},
 		{Method: "GET", Path: "/v1/policies", Action: auth.ActPolicyRead, handle: s.listPolicies},
 		{Method: "GET", Path: "/v1/policies/{id}", Action: auth.ActPolicyRead, handle: s.getPolicy},
