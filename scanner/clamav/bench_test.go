@@ -6,61 +6,115 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/assetscan/assetscan/scanner"
 )
 
-// BenchmarkScanFiles scans a generated tree of 200 files / 100 MiB through
-// Check.Run and reports MB/s; if clamdscan is installed it also scans the
-// same tree with `clamdscan --multiscan --fdpass` and reports its MB/s.
-// It uses a private clamd with DisableCache yes: clamd caches clean results
-// by MD5, which would make every iteration after the first a cache hit.
+// The benchmarks scan a generated tree through Check.Run, passing
+// descriptors (fdpass, the default on a unix socket) and streaming
+// (instream), and with `clamdscan --fdpass --multiscan` on the same tree,
+// interleaved in each iteration so that all three see the same machine
+// load. They report MB/s and files/s of each and the ratio of the check
+// (fdpass) to clamdscan. They use a private clamd with DisableCache yes:
+// clamd caches clean results by MD5, which would make every iteration
+// after the first a cache hit.
 //
-//	go test -run '^$' -bench ScanFiles -benchtime 3x ./scanner/clamav/
+//	go test -run '^$' -bench 'ScanFiles|TinyFiles' -benchtime 3x ./scanner/clamav/
+//	ASSETSCAN_BENCH_TINY_FILES=100000 go test -run '^$' -bench TinyFiles -benchtime 1x ./scanner/clamav/
+
+// BenchmarkScanFiles: 200 files, 100 MiB of noise.
 func BenchmarkScanFiles(b *testing.B) {
-	const (
-		nfiles = 200
-		total  = 100 << 20
-	)
+	benchTree(b, 200, 100<<20/200)
+}
+
+// BenchmarkScanTinyFiles: 20 000 files of 100-600 bytes (the number is
+// ASSETSCAN_BENCH_TINY_FILES when set): where per-file round trips, not
+// bytes, decide the time.
+func BenchmarkScanTinyFiles(b *testing.B) {
+	n := 20000
+	if v := os.Getenv("ASSETSCAN_BENCH_TINY_FILES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("ASSETSCAN_BENCH_TINY_FILES=%q", v)
+		}
+	}
+	benchTree(b, n, 0)
+}
+
+// benchTree writes nfiles files of size bytes (0: 100 + i%501 bytes) in
+// 100 directories and scans them.
+func benchTree(b *testing.B, nfiles, size int) {
 	d := startPrivate(b, Setting{"DisableCache", "yes"})
 	root := b.TempDir()
 	tg := &scanner.Target{Root: root, WorkDir: b.TempDir()}
+	var total int64
 	for i := range nfiles {
-		sub := filepath.Join(root, fmt.Sprintf("d%02d", i%10))
+		sub := filepath.Join(root, fmt.Sprintf("d%02d", i%100))
 		os.MkdirAll(sub, 0o755)
-		p := filepath.Join(sub, fmt.Sprintf("f%03d.bin", i))
-		if err := os.WriteFile(p, filler(total/nfiles, uint64(i)), 0o644); err != nil {
+		p := filepath.Join(sub, fmt.Sprintf("f%06d.bin", i))
+		n := size
+		if n == 0 {
+			n = 100 + i%501
+		}
+		if err := os.WriteFile(p, filler(n, uint64(i)), 0o644); err != nil {
 			b.Fatal(err)
 		}
 		rel, _ := filepath.Rel(root, p)
-		tg.Files = append(tg.Files, scanner.File{Path: rel, DiskPath: p, Size: total / nfiles})
+		tg.Files = append(tg.Files, scanner.File{Path: rel, DiskPath: p, Size: int64(n)})
+		total += int64(n)
 	}
-	k := newCheck(b, newClient(b, Config{Addr: d.Addr()}), CheckConfig{})
-	b.SetBytes(total)
+	c := newClient(b, Config{Addr: d.Addr()})
+	checks := []struct {
+		name string
+		k    *Check
+	}{
+		{"fdpass", newCheck(b, c, CheckConfig{Mode: ModeFDPass, SignatureDir: d.SignatureDir()})},
+		{"instream", newCheck(b, c, CheckConfig{Mode: ModeInstream, SignatureDir: d.SignatureDir()})},
+	}
+	clamdscan, _ := exec.LookPath("clamdscan")
+	el := make([]time.Duration, len(checks)+1)
+	var detail string
 	b.ResetTimer()
-	start := time.Now()
 	for b.Loop() {
-		res, err := k.Run(context.Background(), tg)
-		if err != nil || len(res.Findings) != 0 {
-			b.Fatalf("Run = %+v, %v", res, err)
+		for i, ck := range checks {
+			start := time.Now()
+			res, err := ck.k.Run(context.Background(), tg)
+			el[i] += time.Since(start)
+			if err != nil || len(res.Findings) != 0 {
+				b.Fatalf("%s: Run = %+v, %v", ck.name, res, err)
+			}
+			if i == 0 {
+				detail = res.Detail
+			}
+		}
+		if clamdscan != "" {
+			start := time.Now()
+			out, err := exec.Command(clamdscan, "-c", d.ConfigPath(), "--multiscan", "--fdpass", "--infected", "--no-summary", root).CombinedOutput()
+			el[len(checks)] += time.Since(start)
+			if err != nil {
+				b.Fatalf("clamdscan: %v\n%s", err, out)
+			}
 		}
 	}
-	el := time.Since(start)
-	b.ReportMetric(float64(total)*float64(b.N)/1e6/el.Seconds(), "MB/s")
-
-	if _, err := exec.LookPath("clamdscan"); err != nil {
-		return
+	b.StopTimer()
+	mbs := func(e time.Duration) float64 { return float64(total) * float64(b.N) / 1e6 / e.Seconds() }
+	fps := func(e time.Duration) float64 { return float64(nfiles) * float64(b.N) / e.Seconds() }
+	line := fmt.Sprintf("%d files, %.1f MB:", nfiles, float64(total)/1e6)
+	for i, ck := range checks {
+		b.ReportMetric(mbs(el[i]), ck.name+"-MB/s")
+		b.ReportMetric(fps(el[i]), ck.name+"-files/s")
+		line += fmt.Sprintf(" check %s %.1f MB/s %.0f files/s;", ck.name, mbs(el[i]), fps(el[i]))
 	}
-	n := max(b.N, 1)
-	start = time.Now()
-	for range n {
-		out, err := exec.Command("clamdscan", "-c", d.ConfigPath(), "--multiscan", "--fdpass", "--no-summary", root).CombinedOutput()
-		if err != nil {
-			b.Fatalf("clamdscan: %v\n%s", err, out)
-		}
+	if clamdscan != "" {
+		ce := el[len(checks)]
+		b.ReportMetric(mbs(ce), "clamdscan-MB/s")
+		b.ReportMetric(fps(ce), "clamdscan-files/s")
+		b.ReportMetric(ce.Seconds()/el[0].Seconds(), "fdpass/clamdscan")
+		line += fmt.Sprintf(" clamdscan --fdpass --multiscan %.1f MB/s %.0f files/s; check fdpass = %.2fx clamdscan, instream = %.2fx",
+			mbs(ce), fps(ce), ce.Seconds()/el[0].Seconds(), ce.Seconds()/el[1].Seconds())
 	}
-	el = time.Since(start)
-	b.ReportMetric(float64(total)*float64(n)/1e6/el.Seconds(), "clamdscan-MB/s")
+	b.Logf("%s\n(%s)", line, detail)
 }

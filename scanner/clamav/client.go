@@ -1,8 +1,11 @@
 // Package clamav is the malware check: a small clamd client of our own
-// (INSTREAM over a unix or TCP socket), the scanner.Check that sends every
-// extracted file to clamd, a canary that proves the engine still detects
-// something, the signatures the project ships for tests and the zero-setup
-// mode, and a helper that runs a private clamd.
+// (INSTREAM over a unix or TCP socket; FILDES descriptor passing pipelined
+// in IDSESSION connections over a unix socket), the scanner.Check that
+// sends every extracted file to clamd and records what clamd runs (its
+// Identity: VERSION plus the digest of the signature directory), a canary
+// that proves the engine still detects something, the signatures the
+// project ships for tests and the zero-setup mode, and a helper that runs
+// a private clamd.
 //
 // Everything here fails closed: only the exact reply "stream: OK" to a
 // stream that was sent completely counts as clean. A missing, truncated or
@@ -157,8 +160,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Client talks to one clamd. It opens one connection per call and is safe
-// for concurrent use.
+// Client talks to one clamd. It opens one connection per call (per
+// Session for OpenSession) and is safe for concurrent use.
 type Client struct {
 	cfg     Config
 	network string
