@@ -386,17 +386,17 @@ func (e *extractor) nested(lv *level, pf pendingFile) error {
 		keep()
 		return nil
 	}
-	if pf.kind == KindZip && ContainerName(name) {
-		// A vulnerability analyzer reads it whole (trivy's Java analyzer
-		// reads jars, nested ones too); its members are extracted as well.
-		p.Container = true
-		keep()
-		return nil
-	}
 	if oc != done || SkippedContent(e.res.Findings[before:]) {
 		// Some members were not unpacked (unsupported method, encrypted,
 		// corrupt): keep the archive's own bytes so that engines that can
 		// read it (clamd unpacks bzip2, deflate64, implode zips) still do.
+		keep()
+		return nil
+	}
+	if pf.kind == KindZip && ContainerName(name) {
+		// A vulnerability analyzer reads it whole (trivy's Java analyzer
+		// reads jars, nested ones too); its members were all extracted.
+		p.Container = true
 		keep()
 		return nil
 	}

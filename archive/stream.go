@@ -99,8 +99,11 @@ var streamSuffixes = []struct{ suffix, repl string }{
 // streamName is the name of the file a compressed stream named name
 // decompresses to: the name without its compression suffix ("a.txt.gz" →
 // "a.txt", "a.tgz" → "a.tar"), or the name itself when it has none
-// ("logo.png" → "logo.png").
+// ("logo.png" → "logo.png"); "data" for the package itself.
 func streamName(name string) string {
+	if name == "" {
+		return "data" // the package itself
+	}
 	base := path.Base(name)
 	l := strings.ToLower(base)
 	for _, s := range streamSuffixes {
