@@ -150,6 +150,9 @@ type Component struct {
 type OSInfo struct {
 	Family string `json:"family"`
 	Name   string `json:"name"`
+	// EOSL is true when the release is past its vendor's end of life
+	// (trivy's end-of-support data).
+	EOSL bool `json:"eosl,omitempty"`
 }
 
 // CheckRun records whether a check ran. A check that did not run to the end

@@ -48,7 +48,11 @@ type Judgement struct {
 func Evaluate(p *Policy, f assetscan.Findings, s Subject) Judgement {
 	var j Judgement
 	counts := map[string]*assetscan.FailedRule{}
-	for _, fd := range append(p.factFindings(f.Facts), f.Findings...) {
+	all := append(p.factFindings(f.Facts), f.Findings...)
+	if pf := p.pendingFixes(f.Findings); pf != nil {
+		all = append(all, *pf)
+	}
+	for _, fd := range all {
 		jf := p.judge(fd)
 		if jf.Action == assetscan.ActionFail {
 			if a := p.allowed(jf, s); a != nil {
@@ -149,6 +153,41 @@ func (p *Policy) factFindings(facts *assetscan.Facts) []assetscan.Finding {
 		}
 	}
 	return out
+}
+
+// RulePendingFixes: an image holds fixable vulnerabilities below the
+// failing threshold (one finding per verdict, counted per severity).
+const RulePendingFixes = "hygiene.pending_security_fixes"
+
+// pendingFixes judges, for images, the vulnerabilities below the policy's
+// threshold that have a fixed version: the image was not updated before it
+// was published (DigitalOcean's and Alibaba's image checks). It depends on
+// the threshold, so it is derived when the verdict is made.
+func (p *Policy) pendingFixes(fs []assetscan.Finding) *assetscan.Finding {
+	if p.Kind == assetscan.KindPackage {
+		return nil
+	}
+	per := map[string]int{}
+	n := 0
+	for _, f := range fs {
+		v := f.Vulnerability
+		if v == nil || v.FixedVersion == "" || p.judge(f).Rule != RuleVulnBelow {
+			continue
+		}
+		per[v.Severity]++
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	parts := make([]string, 0, len(per))
+	for _, sev := range validSeverities {
+		if per[sev] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", sev, per[sev]))
+		}
+	}
+	return &assetscan.Finding{Check: "hygiene", Rule: RulePendingFixes,
+		Message: fmt.Sprintf("%d fixable vulnerabilities below the failing threshold (%s): update the packages before publishing", n, strings.Join(parts, ", "))}
 }
 
 // claimedFormat is the container format an accepted extension names.

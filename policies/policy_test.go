@@ -300,3 +300,59 @@ func TestAllowListValidation(t *testing.T) {
 		})
 	}
 }
+
+// The name, size and claimed-format rules are judged from the facts under
+// the policy in force, so re-evaluation re-judges them (issue 10 item 3).
+func TestFactsAreJudged(t *testing.T) {
+	t.Parallel()
+	p := mustDefault(t)
+	tests := []struct {
+		name  string
+		facts assetscan.Facts
+		want  []string
+	}{
+		{"clean", assetscan.Facts{Name: "app-1.zip", Size: 10, Format: "zip"}, nil},
+		{"bad name", assetscan.Facts{Name: "my app.zip", Size: 10, Format: "zip"}, []string{RuleName}},
+		{"too large", assetscan.Facts{Name: "app.zip", Size: 21474836481, Format: "zip", NotDownloaded: true}, []string{RuleSize}},
+		{"claims zip, is tar", assetscan.Facts{Name: "app.zip", Size: 10, Format: "tar"}, []string{RuleMismatch}},
+		{"tgz is tar.gz", assetscan.Facts{Name: "app.tgz", Size: 10, Format: "tar.gz"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			facts := tt.facts
+			var got []string
+			for _, f := range p.factFindings(&facts) {
+				got = append(got, f.Rule)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("rules = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Images: fixable vulnerabilities below the threshold are one
+// hygiene.pending_security_fixes finding, counted per severity.
+func TestPendingSecurityFixes(t *testing.T) {
+	t.Parallel()
+	p, err := Default(assetscan.KindVMImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low := vuln("CVE-L", score(3.1), "LOW")
+	low.Vulnerability.FixedVersion = "1.2"
+	med := vuln("CVE-M", score(5.0), "MEDIUM")
+	med.Vulnerability.FixedVersion = "2.0"
+	unfixed := vuln("CVE-U", score(5.0), "MEDIUM")
+	f := p.pendingFixes([]assetscan.Finding{low, med, unfixed, vuln("CVE-H", score(9.8), "CRITICAL")})
+	if f == nil || f.Rule != RulePendingFixes || !strings.Contains(f.Message, "2 fixable") || !strings.Contains(f.Message, "LOW 1, MEDIUM 1") {
+		t.Fatalf("pendingFixes = %+v", f)
+	}
+	if jf := p.judge(*f); jf.Action != assetscan.ActionInfo {
+		t.Errorf("default action %s, want info", jf.Action)
+	}
+	if pkg := mustDefault(t); pkg.pendingFixes([]assetscan.Finding{low}) != nil {
+		t.Error("packages have no pending-fixes rule")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/assetscan/assetscan/scanner"
 	"github.com/assetscan/assetscan/scanner/accounts"
 	"github.com/assetscan/assetscan/scanner/clamav"
+	"github.com/assetscan/assetscan/scanner/hygiene"
 	"github.com/assetscan/assetscan/scanner/trivy"
 	"github.com/assetscan/assetscan/vulndb"
 )
@@ -101,7 +102,7 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 		e.closers = append(e.closers, func() { _ = te.Close() })
 	}
 
-	e.Checks = append(e.Checks, accounts.Check{})
+	e.Checks = append(e.Checks, accounts.Check{}, hygiene.New(hygiene.Options{}))
 	e.Preparers = map[assetscan.Kind]scanner.Preparer{
 		assetscan.KindContainerImage: image.Preparer{},
 		assetscan.KindVMImage:        diskimage.Preparer{},
