@@ -25,6 +25,10 @@ type Disk struct {
 	bad   map[string]bool // directories reported unreadable by Open (walk paths)
 	files int
 	bytes int64
+	// windows: the root file system is a Windows installation (NTFS).
+	windows bool
+	// creds are the Windows credential findings (check account).
+	creds []assetscan.Finding
 }
 
 // FileSystem is one readable file system of a disk.
@@ -121,7 +125,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 		return nil, fmt.Errorf("diskimage: %w", err)
 	}
 	var parts []partition
-	if res.kind == probeExt || res.kind == probeXFS || (res.kind == probeUnreadable && res.known()) {
+	if res.kind == probeExt || res.kind == probeXFS || res.kind == probeNTFS || (res.kind == probeUnreadable && res.known()) {
 		parts = []partition{whole}
 	} else {
 		var table bool
@@ -171,6 +175,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 
 	// One walk over the names: corruption, loops and absurd counts become
 	// findings now rather than errors in the middle of a check.
+	var winCands []winCandidate
 	for i, s := range d.mnts {
 		prefix := d.prefix(i)
 		where := "partition " + d.fss[i].Name
@@ -205,6 +210,9 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 				}
 				d.files++
 				d.bytes += e.size
+				if d.fss[i].Type == "ntfs" && len(winCands) < maxWinCandidates && windowsCandidate(e.path) {
+					winCands = append(winCands, winCandidate{fs: i, path: e.path, size: e.size})
+				}
 				return nil
 			},
 			dirErr: func(dir *entry, err error) error {
@@ -242,12 +250,21 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 			break
 		}
 	}
+	if d.root < 0 {
+		for i, s := range d.mnts {
+			if d.fss[i].Type == "ntfs" && windowsInstalled(s) {
+				d.root, d.windows = i, true
+				break
+			}
+		}
+	}
 	switch {
 	case len(d.mnts) == 0:
-		fl.add(finding(RuleUnreadable, "", "no readable file system (ext2/3/4 or XFS) on the disk: the image content was not inspected"))
+		fl.add(finding(RuleUnreadable, "", "no readable file system (ext2/3/4, XFS or NTFS) on the disk: the image content was not inspected"))
 	case d.root < 0:
-		fl.add(finding(RuleUnreadable, "", "no operating system root file system (with etc/os-release or etc/passwd) on the disk: the image could not be inspected as a VM image"))
+		fl.add(finding(RuleUnreadable, "", "no operating system root file system (with etc/os-release or etc/passwd, or a Windows installation with Windows/System32/config) on the disk: the image could not be inspected as a VM image"))
 	}
+	d.creds = d.windowsCredentials(winCands)
 	return fl.result(), nil
 }
 
@@ -293,13 +310,29 @@ func (d *Disk) FileSystems() []FileSystem {
 
 // RootFS returns the operating system's root file system: the first
 // readable file system (in partition order) holding etc/os-release,
-// usr/lib/os-release or etc/passwd as regular files (symlinks followed);
+// usr/lib/os-release or etc/passwd as regular files (symlinks followed),
+// else the first NTFS file system holding a Windows installation
+// (Windows/System32/config/SYSTEM or SOFTWARE, any case; see Windows);
 // nil when there is none.
 func (d *Disk) RootFS() fs.FS {
 	if d.root < 0 {
 		return nil
 	}
 	return d.fss[d.root].FS
+}
+
+// Windows reports whether RootFS is a Windows installation (NTFS). Linux
+// account checks find nothing there; WindowsCredentials has what was
+// checked instead.
+func (d *Disk) Windows() bool { return d.windows }
+
+// WindowsCredentials returns the credential material found on the disk's
+// NTFS file systems (check assetscan.CheckAccount): setup answer files
+// holding a password (RuleWindowsAnswerPassword) and private key or
+// certificate store files (RuleWindowsKeyFile), with Source's paths. The
+// SAM and other registry hives are normal and not reported.
+func (d *Disk) WindowsCredentials() []assetscan.Finding {
+	return append([]assetscan.Finding(nil), d.creds...)
 }
 
 // RootPrefix is the prefix Source puts before paths of the root file

@@ -81,6 +81,8 @@ func mountFS(r io.ReaderAt, p partition, res probeResult) (*safeFS, error) {
 			var x *xfsFS
 			x, err = newXFS(r, p)
 			s.be, s.begin = x, x.guard.reset
+		case probeNTFS:
+			s.be, err = newNTFS(r, p)
 		default:
 			err = errors.New("not a supported file system")
 		}

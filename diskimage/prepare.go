@@ -49,6 +49,7 @@ func (p Preparer) Prepare(ctx context.Context, asset string, t *scanner.Target, 
 	if d.RootFS() == nil || len(d.FileSystems()) == 0 {
 		return findings, nil // reported as image.unreadable
 	}
+	findings = append(findings, d.WindowsCredentials()...)
 	t.RootFS = d.RootFS()
 	t.Sources = append(t.Sources, d.Source())
 	for _, fs := range d.FileSystems() {

@@ -16,6 +16,7 @@ const (
 	probeSkip                        // not a Linux file system by design: RulePartitionSkipped
 	probeExt
 	probeXFS
+	probeNTFS
 )
 
 type probeResult struct {
@@ -80,7 +81,10 @@ func probe(r io.ReaderAt, p partition) (probeResult, error) {
 	case p.gptType == gptMSR:
 		return skip("Microsoft reserved partition: not inspected")
 	case at(3, "NTFS    "):
-		return unreadable("NTFS is not supported: its content was not inspected")
+		if msg := checkNTFS(head, p.len); msg != "" {
+			return unreadable(msg)
+		}
+		return probeResult{kind: probeNTFS, fsType: "ntfs"}, nil
 	case at(0, "hsqs"):
 		return unreadable("squashfs is not supported: its content was not inspected")
 	case at(0x8001, "CD001"):
@@ -269,6 +273,42 @@ func checkXFS(sb []byte, partLen int64) string {
 		return "xfs file system needs repair (xfs_repair): its content was not inspected"
 	case version == 5 && incompat&^xfsIncompatSupported != 0:
 		return fmt.Sprintf("xfs features 0x%x are not supported: its content was not inspected", incompat&^xfsIncompatSupported)
+	}
+	return ""
+}
+
+// checkNTFS validates an NTFS boot sector against the partition before the
+// reader library parses it.
+func checkNTFS(b []byte, partLen int64) string {
+	if len(b) < 512 {
+		return "ntfs file system truncated"
+	}
+	le := binary.LittleEndian
+	bps := int64(le.Uint16(b[11:]))
+	spc := int64(b[13])
+	if spc > 0x80 { // 2^(256-n) sectors per cluster
+		spc = 1 << (256 - spc)
+	}
+	total := int64(le.Uint64(b[40:]))
+	mft := int64(le.Uint64(b[48:]))
+	pow2 := func(n, lo, hi int64) bool { return n >= lo && n <= hi && n&(n-1) == 0 }
+	corrupt := func(why string) string {
+		return "corrupt ntfs file system (" + why + "): its content was not inspected"
+	}
+	switch {
+	case b[510] != 0x55 || b[511] != 0xaa:
+		return corrupt("boot sector signature")
+	case !pow2(bps, 256, 4096):
+		return corrupt("sector size")
+	case !pow2(spc, 1, 1<<12) || bps*spc > 1<<21:
+		return corrupt("cluster size")
+	case total <= 0 || total > partLen/bps:
+		if total > 0 {
+			return "ntfs file system is larger than its partition (truncated image?): its content was not inspected"
+		}
+		return corrupt("sector count")
+	case mft <= 0 || mft > total/spc:
+		return corrupt("MFT location")
 	}
 	return ""
 }

@@ -447,3 +447,88 @@ func Files(files map[string]string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// MinimalAlpineRoot is the root file system of a minimal Alpine 3.18:
+// os-release, alpine-release and an apk database listing busybox 1.36.1-r0
+// (CVE-2022-48174, fixed in 1.36.1-r1, in the fixture vulnerability DB).
+func MinimalAlpineRoot() map[string]string {
+	return map[string]string{
+		"etc/os-release": "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.18.4\n" +
+			"PRETTY_NAME=\"Alpine Linux v3.18\"\nHOME_URL=\"https://alpinelinux.org/\"\n",
+		"etc/alpine-release": "3.18.4\n",
+		"etc/passwd":         "root:x:0:0:root:/root:/bin/ash\n",
+		"etc/shadow":         "root:*::0:::::\n",
+		"lib/apk/db/installed": "C:Q1pKlHm8cPWsZvBGLSONhV2GLsqCk=\n" +
+			"P:busybox\nV:1.36.1-r0\nA:x86_64\nS:509152\nI:958464\nT:Size optimized toolkit of many common UNIX utilities\n" +
+			"U:https://busybox.net/\nL:GPL-2.0-only\no:busybox\nm:Sören Tempel <soeren+alpine@soeren-tempel.net>\n" +
+			"t:1683300000\nc:1dbe6b1bd3d2a0d4fd2b4bc9f5b6ba1b9d0e3a7c\nD:so:libc.musl-x86_64.so.1\n" +
+			"F:bin\nR:busybox\n\n",
+		"bin/busybox": "\x7fELF fake busybox\n",
+		"root/":       "",
+	}
+}
+
+// WithLogical returns a new raw disk with an MBR holding a primary p1
+// (1 MiB, empty), an extended p2 and in it three logical partitions: p5
+// and p6 (1 MiB each, empty) and p7 with fsImage's content.
+func WithLogical(t testing.TB, fsImage string) string {
+	t.Helper()
+	st, err := os.Stat(fsImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sectors := (st.Size() + 511) / 512
+	disk := uniquePath(t, filepath.Dir(fsImage), strings.TrimSuffix(filepath.Base(fsImage), ".raw")+"-logical", ".raw")
+	if err := os.Truncate(disk, (16384+sectors+4096)*512); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("label: dos\nstart=2048, size=2048, type=83\nstart=4096, size=%d, type=5\n"+
+		"start=6144, size=2048, type=83\nstart=10240, size=2048, type=83\nstart=16384, size=%d, type=83\n",
+		sectors+12288, sectors)
+	runIn(t, script, []string{"LC_ALL=C"}, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk)
+	copySparse(t, fsImage, disk, 16384*512)
+	return disk
+}
+
+// NTFS builds a raw NTFS image of size ("32M") holding files (a files map
+// as for Ext4; symlinks are not supported). It needs mkntfs and ntfs-3g
+// (Debian ntfs-3g) and a FUSE mount; the test is skipped when either is
+// missing or the mount is refused.
+func NTFS(t testing.TB, dir string, files map[string]string, size string) string {
+	t.Helper()
+	img := uniquePath(t, imageDir(t, dir), "ntfs", ".raw")
+	n, err := parseSize(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, n); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "mkntfs", "-F", "-f", "-q", "-L", "win", img)
+	mnt := t.TempDir()
+	mount := Tool(t, "ntfs-3g")
+	if out, err := exec.Command(mount, img, mnt).CombinedOutput(); err != nil {
+		t.Skipf("ntfs-3g mount refused (no FUSE?): %v: %s", err, out)
+	}
+	unmount := func() { _ = exec.Command("umount", mnt).Run() }
+	defer unmount()
+	for name, body := range files {
+		p := filepath.Join(mnt, filepath.FromSlash(name))
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	return img
+}

@@ -1,0 +1,93 @@
+package diskimage
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/diskimage/disktest"
+)
+
+// windowsRoot is a tiny Windows installation: registry hives (the SAM is
+// normal), a setup answer file with the administrator's password, one
+// without a password, a certificate store and a program.
+func windowsRoot() map[string]string {
+	return map[string]string{
+		"Windows/System32/config/SYSTEM":   "regf system hive",
+		"Windows/System32/config/SAM":      "regf sam hive",
+		"Windows/System32/config/SOFTWARE": "regf software hive",
+		"Windows/Panther/Unattend.xml": `<?xml version="1.0"?><unattend xmlns="urn:schemas-microsoft-com:unattend">
+<settings pass="oobeSystem"><component name="Microsoft-Windows-Shell-Setup"><UserAccounts>
+<AdministratorPassword><Value>UABhAHMAcwB3AG8AcgBkAA==</Value><PlainText>false</PlainText></AdministratorPassword>
+</UserAccounts></component></settings></unattend>`,
+		"Windows/System32/Sysprep/unattend.xml": `<unattend><UserAccounts><AdministratorPassword><Value></Value></AdministratorPassword></UserAccounts></unattend>`,
+		"Users/Administrator/Desktop/server.pfx": "0\x82\x0a\x00 pkcs12",
+		"Program Files/App/app.exe":              "MZ\x90\x00 a program",
+		"Program Files/App/readme.txt":           "hello",
+	}
+}
+
+func TestNTFSWindows(t *testing.T) {
+	files := windowsRoot()
+	img := disktest.NTFS(t, "", files, "16M")
+	disk := disktest.WithGPT(t, img, "Basic data partition")
+	d, fl := mustOpen(t, disk)
+	if len(fl) != 0 {
+		t.Fatalf("findings: %+v", fl)
+	}
+	if !d.Windows() || d.RootFS() == nil {
+		t.Fatalf("Windows %v", d.Windows())
+	}
+	if fss := d.FileSystems(); len(fss) != 1 || fss[0].Type != "ntfs" || fss[0].Name != "p1" {
+		t.Fatalf("FileSystems %+v", fss)
+	}
+	got := walkAll(t, d.Source())
+	for p, want := range files {
+		if got[p] != want {
+			t.Errorf("%s: %q, want %q", p, got[p], want)
+		}
+	}
+	for p := range got {
+		if _, ok := files[p]; !ok {
+			t.Errorf("walked unexpected %s", p)
+		}
+	}
+	creds := d.WindowsCredentials()
+	want := map[string]string{
+		"Windows/Panther/Unattend.xml":           RuleWindowsAnswerPassword,
+		"Users/Administrator/Desktop/server.pfx": RuleWindowsKeyFile,
+	}
+	if len(creds) != len(want) {
+		t.Errorf("credentials: %+v", creds)
+	}
+	for _, f := range creds {
+		if want[f.Path] != f.Rule || f.Check != assetscan.CheckAccount {
+			t.Errorf("credential finding %+v", f)
+		}
+	}
+}
+
+// NTFS without a Windows installation (a data disk) is not an OS image.
+func TestNTFSWithoutWindows(t *testing.T) {
+	img := disktest.NTFS(t, "", map[string]string{"data/a.txt": "a"}, "16M")
+	d, fl := mustOpen(t, img)
+	if d.RootFS() != nil || !hasRule(fl, RuleUnreadable, "", "no operating system root") {
+		t.Errorf("findings: %+v", fl)
+	}
+}
+
+// Random damage to the MFT and the boot sector never crashes or hangs.
+func TestCorruptNTFSNoPanic(t *testing.T) {
+	img := disktest.NTFS(t, "", windowsRoot(), "16M")
+	b := make([]byte, 512)
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ReadAt(b, 0)
+	f.Close()
+	cluster := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
+	mft := int64(binary.LittleEndian.Uint64(b[48:])) * cluster
+	fuzzImage(t, img, [][2]int64{{0, 512}, {mft, 64 << 10}, {mft, 1 << 20}}, 200)
+}
