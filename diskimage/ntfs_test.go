@@ -21,7 +21,7 @@ func windowsRoot() map[string]string {
 <settings pass="oobeSystem"><component name="Microsoft-Windows-Shell-Setup"><UserAccounts>
 <AdministratorPassword><Value>UABhAHMAcwB3AG8AcgBkAA==</Value><PlainText>false</PlainText></AdministratorPassword>
 </UserAccounts></component></settings></unattend>`,
-		"Windows/System32/Sysprep/unattend.xml": `<unattend><UserAccounts><AdministratorPassword><Value></Value></AdministratorPassword></UserAccounts></unattend>`,
+		"Windows/System32/Sysprep/unattend.xml":  `<unattend><UserAccounts><AdministratorPassword><Value></Value></AdministratorPassword></UserAccounts></unattend>`,
 		"Users/Administrator/Desktop/server.pfx": "0\x82\x0a\x00 pkcs12",
 		"Program Files/App/app.exe":              "MZ\x90\x00 a program",
 		"Program Files/App/readme.txt":           "hello",

@@ -137,4 +137,3 @@ func windowsInstalled(s *safeFS) bool {
 	}
 	return false
 }
-
