@@ -84,6 +84,8 @@ func rules() map[string]ruleText {
 		"image.external_reference":    {"disk image refers to another file", "convert to a standalone image without backing files (qemu-img convert)"},
 		"image.too_large":             {"virtual disk larger than allowed", "shrink the virtual disk below the limit"},
 		"image.partition_skipped":     {"partition not inspected", "no action needed: {path} holds no Linux file system"},
+		"image.windows_credentials":   {"Windows credentials in the image", "remove {path} (answer files with passwords, saved credentials) and change the passwords it held"},
+		"vulndb.stale":                {"vulnerability database too old", "no action for the seller: the scan is retried once the vulnerability database is updated"},
 
 		// hygiene (images)
 		"hygiene.shell_history":          {"shell history left in the image", "empty {path} and the other history files before capturing the image"},
