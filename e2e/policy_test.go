@@ -220,7 +220,12 @@ func TestSameContentIsNotRescanned(t *testing.T) {
 	first := s.wait(s.submit("a-dup-1", "s1/dup-app.zip"), 2*time.Minute)
 	s.upload("s2/dup-app.zip", data)
 	second := s.wait(s.submit("a-dup-2", "s2/dup-app.zip"), 2*time.Minute)
-	if second.ReusedFrom != first.ScanID || second.Verdict != first.Verdict || !hasRule(second, "vulnerability.cvss") {
-		t.Fatalf("second scan: reused_from %q verdict %s rules %s", second.ReusedFrom, second.Verdict, ruleList(second))
+	if !second.Reused || second.ReuseKey != first.ReuseKey || second.Verdict != first.Verdict || !hasRule(second, "vulnerability.cvss") {
+		t.Fatalf("second scan: reused %v key %q (first %q) verdict %s rules %s", second.Reused, second.ReuseKey, first.ReuseKey, second.Verdict, ruleList(second))
+	}
+	// The reused verdict names nothing of the first scan (issue 10 item 7).
+	doc, _ := json.Marshal(second)
+	if strings.Contains(string(doc), first.ScanID) {
+		t.Errorf("the reused verdict names the earlier scan %s", first.ScanID)
 	}
 }
