@@ -9,7 +9,10 @@
 // dir, never creates links). The JSON documents are size-bounded (16 MiB)
 // and parsed strictly: one JSON value, valid UTF-8, no duplicate member
 // names, sha256 digests only, blob paths that stay inside the unpacked
-// archive and name regular files; manifest.json, index.json and manifests
+// archive and name regular files (a layer blob that is a link, as legacy
+// docker save writes for a repeated layer, is resolved inside the package
+// only, to a regular file whose digest is the layer's diff id; see
+// resolveLayerLink); manifest.json, index.json and manifests
 // with exact (case-sensitive) member names, the image config with
 // go-containerregistry's parser, the one trivy uses, so that both read the
 // same diff ids. Blob digests are verified: manifests and config when they
@@ -58,8 +61,9 @@ import (
 const (
 	// RuleUnreadable: the package is not a readable container image: not a
 	// tar or tar.gz, no or garbled manifest.json / index.json / manifest /
-	// config, a blob that is missing, not a regular file (links are never
-	// followed) or outside the archive, a manifest or config whose digest
+	// config, a blob that is missing, not a regular file or outside the
+	// archive (a layer link that leaves the package or names no blob with
+	// the layer's diff id), a manifest or config whose digest
 	// does not match, zstd-compressed layers (not supported), a layer that
 	// is not a tar. Open returns a nil Image with it; ExtractLayers reports
 	// it for a layer it cannot unpack.
@@ -225,7 +229,7 @@ func Open(ctx context.Context, path, dir string, lim archive.Limits) (*Image, []
 	}
 	defer root.Close()
 
-	o := &opener{ctx: ctx, root: root, dir: archDir}
+	o := &opener{ctx: ctx, root: root, dir: archDir, pkg: path, pkgFormat: f}
 	var img *Image
 	switch {
 	case o.isFile("manifest.json"):
@@ -282,6 +286,12 @@ type opener struct {
 	ctx  context.Context
 	root *os.Root
 	dir  string
+	// pkg is the package file and pkgFormat its format (tar or tar.gz),
+	// read again for its link entries only when a layer blob is missing
+	// (see resolveLayerLink).
+	pkg       string
+	pkgFormat archive.Format
+	links     map[string]pkgLink
 	// finding, when set, is why the image is unreadable.
 	finding *assetscan.Finding
 
@@ -418,6 +428,14 @@ func isZstdFile(path string) bool {
 func (o *opener) layers(img *Image, rel []string) (bool, error) {
 	o.layerInfo = make([]blobInfo, len(rel))
 	for i, name := range rel {
+		if target, ok, err := o.resolveLayerLink(i, name, img.Layers[i].DiffID); err != nil {
+			return false, err
+		} else if ok {
+			name = target
+			img.Layers[i].Path = filepath.Join(o.dir, filepath.FromSlash(target))
+		} else if o.finding != nil {
+			return false, nil
+		}
 		size, ok := o.blob(name, fmt.Sprintf("layer %d blob", i))
 		if !ok {
 			return false, nil

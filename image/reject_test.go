@@ -173,10 +173,36 @@ func TestOpenRejects(t *testing.T) {
 				name := p.manifest[0]["Layers"].([]string)[0]
 				delete(p.files, name)
 				p.files["real.tar"] = l.blob
-				p.extra = append(p.extra, archivetest.Entry{Name: name, Type: tar.TypeSymlink, Linkname: "../real.tar"})
+				p.extra = append(p.extra, archivetest.Entry{Name: name, Type: tar.TypeSymlink, Linkname: "../../real.tar"})
 				return p.write(t, false)
 			},
-			rule: image.RuleUnreadable, msg: "links are never followed",
+			rule: image.RuleUnreadable, msg: "outside the package; links leaving the package are never followed",
+		},
+		{
+			name: "symlinked layer blob of another digest",
+			build: func(t testing.TB, w work) string {
+				l := simpleLayer(t)
+				p := dockerSave(t, true, l)
+				name := p.manifest[0]["Layers"].([]string)[0]
+				delete(p.files, name)
+				p.files["other/layer.tar"] = append([]byte(nil), l.blob[:len(l.blob)-1]...)
+				p.extra = append(p.extra, archivetest.Entry{Name: name, Type: tar.TypeSymlink, Linkname: "../other/layer.tar"})
+				return p.write(t, false)
+			},
+			rule: image.RuleUnreadable, msg: "is not the layer's diff id",
+		},
+		{
+			name: "symlinked layer blob to a link loop",
+			build: func(t testing.TB, w work) string {
+				l := simpleLayer(t)
+				p := dockerSave(t, true, l)
+				name := p.manifest[0]["Layers"].([]string)[0]
+				delete(p.files, name)
+				p.extra = append(p.extra, archivetest.Entry{Name: name, Type: tar.TypeSymlink, Linkname: "../x/layer.tar"},
+					archivetest.Entry{Name: "x/layer.tar", Type: tar.TypeSymlink, Linkname: "../" + name})
+				return p.write(t, false)
+			},
+			rule: image.RuleUnreadable, msg: "chain of more than",
 		},
 		{
 			name: "symlinked blob pointing outside",
@@ -188,7 +214,7 @@ func TestOpenRejects(t *testing.T) {
 				p.extra = append(p.extra, archivetest.Entry{Name: name, Type: tar.TypeSymlink, Linkname: "/etc/passwd"})
 				return p.write(t, false)
 			},
-			rule: image.RuleUnreadable, msg: "missing", findings: []string{archive.RuleLinkEscape},
+			rule: image.RuleUnreadable, msg: "absolute path", findings: []string{archive.RuleLinkEscape},
 		},
 		{
 			name: "hard-linked config",
