@@ -27,6 +27,8 @@ import (
 // names carry markup, one queued.
 type reportFixture struct {
 	h             http.Handler
+	redis         *miniredis.Miniredis
+	s3            *countingTransport
 	tokens        map[string]string
 	done, queued  string
 	evilPath, pkg string
@@ -41,8 +43,9 @@ func newReportFixture(t *testing.T) reportFixture {
 	s3 := httptest.NewUnstartedServer(gofakes3.New(s3mem.New()).Server())
 	s3.StartTLS()
 	t.Cleanup(s3.Close)
+	ct := &countingTransport{next: s3.Client().Transport}
 	obj, err := storage.NewObjects(storage.S3Config{Endpoint: s3.Listener.Addr().String(), AccessKey: "k", SecretKey: "secret-key",
-		Secure: true, Transport: s3.Client().Transport})
+		Secure: true, Transport: ct})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func newReportFixture(t *testing.T) reportFixture {
 	}
 	keys, tokens := reportTestKeys(t)
 	srv := &Server{Scans: store, Keys: keys, Log: slog.New(slog.DiscardHandler)}
-	fx.h, fx.tokens, fx.done, fx.queued = srv.Handler(), tokens, done.ScanID, queued.ScanID
+	fx.h, fx.tokens, fx.done, fx.queued, fx.redis, fx.s3 = srv.Handler(), tokens, done.ScanID, queued.ScanID, m, ct
 	return fx
 }
 
@@ -193,6 +196,32 @@ func TestReportFormats(t *testing.T) {
 		default:
 			if !json.Valid(rec.Body.Bytes()) {
 				t.Errorf("%s: invalid JSON", format)
+			}
+		}
+	}
+}
+
+// TestReportNotFoundPathsDoTheSameWork: another seller's report costs the
+// Redis commands and object storage requests of a missing scan's, and
+// answers the same bytes, so ids can be neither probed nor timed.
+func TestReportNotFoundPathsDoTheSameWork(t *testing.T) {
+	t.Parallel()
+	fx := newReportFixture(t)
+	type cost struct{ redis, s3 int64 }
+	measure := func(path string) (cost, string) {
+		r0, s0 := fx.redis.CommandCount(), fx.s3.n.Load()
+		rec := getReportAs(t, fx.h, path, fx.tokens["seller-b"])
+		if rec.Code != http.StatusNotFound {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		return cost{int64(fx.redis.CommandCount() - r0), fx.s3.n.Load() - s0}, rec.Body.String()
+	}
+	for _, format := range []string{"html", "cyclonedx"} {
+		missingCost, missingBody := measure("/v1/scans/" + storage.NewScanID() + "/report?format=" + format)
+		for name, id := range map[string]string{"finished": fx.done, "queued": fx.queued, "malformed": "nope"} {
+			c, body := measure("/v1/scans/" + id + "/report?format=" + format)
+			if c != missingCost || body != missingBody {
+				t.Errorf("%s %s: cost %+v body %q; a missing scan: %+v %q", format, name, c, body, missingCost, missingBody)
 			}
 		}
 	}

@@ -2,10 +2,13 @@ package report
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/owenrumney/go-sarif/v2/sarif"
@@ -158,6 +161,7 @@ func SARIF(w io.Writer, v assetscan.Verdict) error {
 			props["assetscan/malware"] = m
 		}
 		res.Properties = props
+		res.PartialFingerprints = map[string]any{"assetscanFinding/v1": fingerprint(jf.Finding)}
 		r.AddResult(res)
 	}
 	for _, e := range slices.SortedFunc(maps.Keys(runs), func(a, b string) int { return cmp.Compare(engineOrder(a), engineOrder(b)) }) {
@@ -165,6 +169,24 @@ func SARIF(w io.Writer, v assetscan.Verdict) error {
 	}
 	log.Runs = nonNil(log.Runs)
 	return log.PrettyWrite(w)
+}
+
+// fingerprint identifies a finding across scans of new versions of the
+// asset (what it is and where, not the message), so a CI system can tell
+// new results from known ones.
+func fingerprint(f assetscan.Finding) string {
+	parts := []string{f.Rule, f.Path, f.Layer}
+	if v := f.Vulnerability; v != nil {
+		parts = append(parts, v.ID, v.Package, v.InstalledVersion)
+	}
+	if s := f.Secret; s != nil {
+		parts = append(parts, s.RuleID, strconv.Itoa(s.Line))
+	}
+	if m := f.Malware; m != nil {
+		parts = append(parts, m.Signature)
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(h[:16])
 }
 
 // location is where a finding points, for a viewer: the outermost file
