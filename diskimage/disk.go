@@ -327,9 +327,10 @@ func (d *Disk) RootFS() fs.FS {
 func (d *Disk) Windows() bool { return d.windows }
 
 // WindowsCredentials returns the credential material found on the disk's
-// NTFS file systems (check assetscan.CheckAccount): setup answer files
-// holding a password (RuleWindowsAnswerPassword) and private key or
-// certificate store files (RuleWindowsKeyFile), with Source's paths. The
+// NTFS file systems: setup answer files holding a password
+// (RuleWindowsAnswerPassword, check account) and private key or
+// certificate store files (RuleWindowsKeyFile, check secret), with
+// Source's paths. The
 // SAM and other registry hives are normal and not reported.
 func (d *Disk) WindowsCredentials() []assetscan.Finding {
 	return append([]assetscan.Finding(nil), d.creds...)

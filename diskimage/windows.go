@@ -9,18 +9,21 @@ import (
 	"github.com/assetscan/assetscan"
 )
 
-// Rules of the Windows credential findings (check assetscan.CheckAccount),
-// reported for NTFS file systems only (Linux roots have the account
-// check).
+// Windows credential findings, reported for NTFS file systems only (Linux
+// roots have the account check and trivy's secret scanner).
 const (
-	// RuleWindowsAnswerPassword: a Windows setup answer file (unattend.xml,
-	// autounattend.xml, sysprep.inf) holds a password value: the
-	// administrator's or a local account's password ships with the image.
+	// RuleWindowsAnswerPassword (check assetscan.CheckAccount): a Windows
+	// setup answer file (unattend.xml, autounattend.xml, sysprep.inf) holds
+	// a password value: the administrator's or a local account's password
+	// ships with the image. The account check's preset-password rule.
 	RuleWindowsAnswerPassword = "account.preset_password"
-	// RuleWindowsKeyFile: a private key or certificate store file
-	// (*.pfx, *.p12, *.key, *.ppk, *.pem holding a private key) ships
-	// with the image.
-	RuleWindowsKeyFile = "account.private_key_file"
+	// RuleWindowsKeyFile (check assetscan.CheckSecret): a private key or
+	// certificate store file (*.pfx, *.p12, *.key, *.ppk, *.pem holding a
+	// private key) ships with the image. It is a secret finding of
+	// category AsymmetricPrivateKey (SecretRuleWindowsKeyFile), as trivy
+	// reports a private key in a file.
+	RuleWindowsKeyFile       = "secret"
+	SecretRuleWindowsKeyFile = "windows-key-store"
 )
 
 const (
@@ -78,8 +81,10 @@ func (d *Disk) windowsCredentials(cands []winCandidate) []assetscan.Finding {
 					continue
 				}
 			}
-			out = append(out, assetscan.Finding{Check: assetscan.CheckAccount, Rule: RuleWindowsKeyFile, Path: p,
-				Message: "private key or certificate store /" + printable(c.path, 200) + " ships with the image"})
+			out = append(out, assetscan.Finding{Check: assetscan.CheckSecret, Rule: RuleWindowsKeyFile, Path: p,
+				Message: "private key or certificate store /" + printable(c.path, 200) + " ships with the image",
+				Secret: &assetscan.Secret{RuleID: SecretRuleWindowsKeyFile, Category: "AsymmetricPrivateKey",
+					Title: "Private key or certificate store file", Severity: "HIGH"}})
 		}
 	}
 	return out
