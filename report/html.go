@@ -76,7 +76,10 @@ func newPage(v assetscan.Verdict) page {
 			n, plural(n, "finding fails", "findings fail"), len(v.FailedRules), plural(len(v.FailedRules), "rule", "rules"))
 	default:
 		p.Headline, p.Class = "ERROR", "error"
-		p.Summary = "The scan could not complete, so the asset is not approved. " + cmp.Or(v.Reason, "")
+		p.Summary = "The scan could not complete, so the asset is not approved."
+		if v.Reason != "" {
+			p.Summary += " Reason: " + v.Reason + "."
+		}
 	}
 	groups := []group{
 		{ID: "fail", Title: "Must fix", Class: "fail", Note: "These findings fail the asset."},
