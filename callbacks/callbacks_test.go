@@ -145,7 +145,7 @@ func TestVerify(t *testing.T) {
 func TestStore(t *testing.T) {
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := t.Context()
-		s := NewStore(rdb, testPrefix)
+		s := newTestStore(rdb)
 		a, err := s.Add(ctx, "https://asset-center.example/hooks/assetscan?tenant=1", "ac")
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +215,7 @@ func TestStoreRejectsInvalidURLs(t *testing.T) {
 		"http:example.com", "https://example.com/" + strings.Repeat("a", MaxURLLength),
 	}
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
-		s := NewStore(rdb, testPrefix)
+		s := newTestStore(rdb)
 		for _, u := range bad {
 			sub, err := s.Add(t.Context(), u, "ac")
 			if !errors.Is(err, ErrInvalidURL) {
@@ -303,7 +303,7 @@ func TestDeliveryRetriesUntil2xx(t *testing.T) {
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := t.Context()
 		rcv := newReceiver(t, 500, 500) // then 200
-		store := NewStore(rdb, testPrefix)
+		store := newTestStore(rdb)
 		sub, err := store.Add(ctx, rcv.URL+"/hooks/assetscan", "ac")
 		if err != nil {
 			t.Fatal(err)
@@ -379,7 +379,7 @@ func TestRemovedSubscriberIsNotRetried(t *testing.T) {
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := t.Context()
 		rcv := newReceiver(t)
-		store := NewStore(rdb, testPrefix)
+		store := newTestStore(rdb)
 		sub, err := store.Add(ctx, rcv.URL, "ac")
 		if err != nil {
 			t.Fatal(err)
@@ -428,7 +428,7 @@ func TestRemovedSubscriberIsNotRetried(t *testing.T) {
 func TestNotify(t *testing.T) {
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := t.Context()
-		store := NewStore(rdb, testPrefix)
+		store := newTestStore(rdb)
 		client := asynq.NewClientFromRedisClient(rdb)
 		defer client.Close()
 		n := &Notifier{Client: client, Store: store, MaxRetry: 3}
@@ -512,13 +512,12 @@ func TestDeliverDoesNotFollowRedirects(t *testing.T) {
 		target := newReceiver(t)
 		redirector := httptest.NewServer(http.RedirectHandler(target.URL+"/elsewhere", http.StatusTemporaryRedirect))
 		defer redirector.Close()
-		store := NewStore(rdb, testPrefix)
+		store := newTestStore(rdb)
 		sub, err := store.Add(t.Context(), redirector.URL+"/cb", "ac")
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Even a caller-supplied client that would follow redirects does not.
-		err = deliverOnce(t, &Deliverer{Store: store, HTTP: &http.Client{}}, sub)
+		err = deliverOnce(t, &Deliverer{Store: store}, sub)
 		if err == nil || errors.Is(err, asynq.SkipRetry) || !strings.Contains(err.Error(), "not followed") {
 			t.Fatalf("redirect: %v; want a retryable error", err)
 		}
@@ -530,7 +529,7 @@ func TestDeliverDoesNotFollowRedirects(t *testing.T) {
 
 func TestDeliverAnswers(t *testing.T) {
 	eachRedis(t, func(t *testing.T, rdb redis.UniversalClient) {
-		store := NewStore(rdb, testPrefix)
+		store := newTestStore(rdb)
 		huge := strings.Repeat("x", 1<<20)
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.URL.Path {

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -143,11 +145,13 @@ func deliveryID(subscriberID, event string, verdict []byte) string {
 // Deliverer is the asynq handler for TypeDeliver: it looks the subscriber
 // up, signs the body and POSTs it.
 type Deliverer struct {
+	// Store holds the subscribers and the egress policy every delivery
+	// goes through (Store.WithEgress).
 	Store *Store
-	// HTTP is the client to send with; nil: a client with Timeout. Its
-	// CheckRedirect is overridden: redirects are never followed.
-	HTTP *http.Client
-	Log  *slog.Logger
+	Log   *slog.Logger
+
+	once   sync.Once
+	client *http.Client
 }
 
 // ProcessTask implements asynq.Handler. A 2xx answer completes the
@@ -177,6 +181,9 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("callback %s: %w", p.DeliveryID, err)
 	}
 	u, err := ValidateURL(sub.URL) // the hash may have been edited by hand
+	if err == nil && !d.Store.egress.policy().AllowHTTP && !strings.HasPrefix(u, "https://") {
+		err = fmt.Errorf("%w: only https receivers are allowed", ErrRefusedDestination)
+	}
 	if err != nil {
 		log.ErrorContext(ctx, "callback dropped: stored URL refused", "error", err)
 		return fmt.Errorf("callback %s: subscriber %s: %w: %w", p.DeliveryID, p.SubscriberID, err, asynq.SkipRetry)
@@ -198,40 +205,41 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
 	req.Header.Set(HeaderSignature, Sign(sub.Secret, ts, p.Body))
 
-	resp, err := d.client().Do(req)
+	resp, err := d.httpClient().Do(req)
 	if err != nil {
-		// Report the cause without the URL (its path or query may be a
-		// credential of the receiver's).
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		log.WarnContext(ctx, "callback failed", "error", err)
-		return fmt.Errorf("callback %s to %s: %w", p.DeliveryID, host, err)
+		// Report a class of failure only: not the URL (its path or query
+		// may be a credential of the receiver's), nor addresses, ports or
+		// the resolver's words, which would make the queue UI a network
+		// scanner's console.
+		class := failureClass(err)
+		log.WarnContext(ctx, "callback failed", "failure", class)
+		log.DebugContext(ctx, "callback failure detail", "error", err)
+		return fmt.Errorf("callback %s to %s: delivery failed (%s)", p.DeliveryID, host, class)
 	}
 	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	// Read (bounded) so the connection can be reused; the answer is not
+	// reported.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxResponseBytes))
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		log.InfoContext(ctx, "callback delivered", "status", resp.StatusCode)
 		return nil
 	}
-	snippet := answer[:min(len(answer), 200)]
-	why := fmt.Sprintf("answered %d %q", resp.StatusCode, snippet)
+	why := fmt.Sprintf("answered %d", resp.StatusCode)
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		why = fmt.Sprintf("answered %d (redirect to %q, not followed)", resp.StatusCode, hostOf(resp.Header.Get("Location")))
+		why = fmt.Sprintf("answered %d (redirect, not followed)", resp.StatusCode)
 	}
 	log.WarnContext(ctx, "callback refused", "status", resp.StatusCode)
 	return fmt.Errorf("callback %s to %s: %s", p.DeliveryID, host, why)
 }
 
-func (d *Deliverer) client() *http.Client {
-	c := &http.Client{Timeout: Timeout}
-	if d.HTTP != nil {
-		cp := *d.HTTP
-		c = &cp
-	}
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return c
+// httpClient sends through the store's egress policy and never follows
+// redirects.
+func (d *Deliverer) httpClient() *http.Client {
+	d.once.Do(func() {
+		d.client = &http.Client{Timeout: Timeout, Transport: d.Store.egress.Transport(),
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	})
+	return d.client
 }
 
 func hostOf(raw string) string {

@@ -41,8 +41,9 @@ const MaxURLLength = 2048
 // Store keeps subscribers in Redis: the hash <prefix>callbacks:subscribers,
 // field = subscriber id, value = Subscriber as JSON, secret included.
 type Store struct {
-	rdb redis.UniversalClient
-	key string
+	rdb    redis.UniversalClient
+	key    string
+	egress *Egress
 }
 
 // NewStore returns a store. prefix namespaces the Redis key ("assetscan:"),
@@ -50,6 +51,16 @@ type Store struct {
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, key: prefix + "callbacks:subscribers"}
 }
+
+// WithEgress sets the egress policy Add and the Deliverer apply (nil: the
+// default policy, see Egress) and returns s.
+func (s *Store) WithEgress(e *Egress) *Store {
+	s.egress = e
+	return s
+}
+
+// Egress returns the store's egress policy (nil: the default).
+func (s *Store) Egress() *Egress { return s.egress }
 
 // ValidateURL checks a receiver URL: absolute http or https, a host, no
 // user:password, at most MaxURLLength bytes. It returns the URL as it will
@@ -82,11 +93,16 @@ func ValidateURL(raw string) (string, error) {
 }
 
 // Add registers a receiver URL and returns the subscriber with its new
-// secret. This is the only time the secret is returned.
+// secret. This is the only time the secret is returned. The URL must pass
+// ValidateURL and the egress policy (resolved now; errors wrap both
+// ErrInvalidURL and ErrRefusedDestination).
 func (s *Store) Add(ctx context.Context, rawURL, createdBy string) (Subscriber, error) {
 	u, err := ValidateURL(rawURL)
 	if err != nil {
 		return Subscriber{}, err
+	}
+	if err := s.egress.CheckURL(ctx, u); err != nil {
+		return Subscriber{}, fmt.Errorf("%w: %w", ErrInvalidURL, err)
 	}
 	sub := Subscriber{ID: "sub_" + randomHex(12), URL: u, Secret: NewSecret(),
 		CreatedAt: time.Now().UTC(), CreatedBy: createdBy}
