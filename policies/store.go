@@ -39,7 +39,9 @@ type Change struct {
 }
 
 // Store keeps the policies in force, shared by every API and worker
-// process, with their history. Layout (Redis):
+// process, with their history. With WithObjects, object storage holds the
+// record of every version and its history and Redis is rebuilt from it
+// (see WithObjects); without, Redis is all there is. Layout (Redis):
 //
 //	<prefix>policy:<id>            current document (YAML)
 //	<prefix>policy:<id>:history    list of Change (JSON), oldest first
@@ -54,17 +56,27 @@ type Store struct {
 
 	mu       sync.Mutex
 	lastGood map[string]*Policy
+
+	obj    Objects // nil: Redis only
+	bucket string
 }
 
-// NewStore returns a store; call Seed before use.
+// NewStore returns a store; call WithObjects (production) and Seed before
+// use.
 func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix, lastGood: map[string]*Policy{}}
 }
 
 func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
 
-// Seed stores each embedded default policy that is not stored yet.
+// Seed stores each embedded default policy that is not stored yet. With
+// object storage, it first reconciles Redis and object storage, and a
+// default is stored only for a kind that has no policy in either (see
+// seedDurable); an object storage error fails Seed without seeding.
 func (s *Store) Seed(ctx context.Context) error {
+	if s.obj != nil {
+		return s.seedDurable(ctx)
+	}
 	for _, k := range []assetscan.Kind{assetscan.KindPackage, assetscan.KindContainerImage, assetscan.KindVMImage} {
 		p, err := Default(k)
 		if err != nil {
@@ -91,7 +103,20 @@ func (s *Store) Seed(ctx context.Context) error {
 func (s *Store) Get(ctx context.Context, id string) (*Policy, error) {
 	raw, err := s.rdb.Get(ctx, s.key("policy", id)).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
+		// Redis lost it: rebuild from object storage.
+		if rerr := s.recoverID(ctx, id); rerr != nil {
+			if errors.Is(rerr, ErrNotFound) {
+				return nil, ErrNotFound
+			}
+			if p := s.good(id); p != nil {
+				return p, nil
+			}
+			return nil, fmt.Errorf("get policy %s: %w", id, rerr)
+		}
+		raw, err = s.rdb.Get(ctx, s.key("policy", id)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrNotFound
+		}
 	}
 	if err != nil {
 		if p := s.good(id); p != nil {
@@ -125,7 +150,10 @@ func (s *Store) good(id string) *Policy {
 func (s *Store) ForKind(ctx context.Context, k assetscan.Kind) (*Policy, error) {
 	id, err := s.rdb.Get(ctx, s.key("policy-kind", string(k))).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("no policy for kind %q: %w", k, ErrNotFound)
+		id, err = s.recoverKind(ctx, k) // Redis lost it: rebuild from object storage
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("no policy for kind %q: %w", k, ErrNotFound)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("policy for kind %q: %w", k, err)
@@ -162,6 +190,7 @@ func (s *Store) Put(ctx context.Context, id string, raw []byte, ifVersion int, a
 	}
 	key := s.key("policy", id)
 	var out *Policy
+	wroteRecord := false
 	txf := func(tx *redis.Tx) error {
 		curRaw, err := tx.Get(ctx, key).Bytes()
 		if errors.Is(err, redis.Nil) {
@@ -185,6 +214,16 @@ func (s *Store) Put(ctx context.Context, id string, raw []byte, ifVersion int, a
 		}
 		ch := Change{ID: id, Version: p.Version, Digest: p.digest, Author: author, At: time.Now().UTC(),
 			Diff: diffLines(string(curRaw), string(raw)), Source: source}
+		if s.obj != nil { // the record first: what Redis holds, object storage has
+			_, hist, err := s.redisState(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			wroteRecord = true
+			if err := s.writeRecord(ctx, p, append(hist, ch)); err != nil {
+				return err
+			}
+		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, key, raw, 0)
 			return s.appendHistory(ctx, pipe, ch)
@@ -199,6 +238,12 @@ func (s *Store) Put(ctx context.Context, id string, raw []byte, ifVersion int, a
 		}
 	}
 	if err != nil {
+		if wroteRecord {
+			// A record may have been written for a version that did not
+			// make it into Redis (a concurrent update won, or Redis
+			// failed): write back what is in force.
+			_ = s.syncRecord(context.WithoutCancel(ctx), id)
+		}
 		if errors.Is(err, redis.TxFailedErr) {
 			return nil, fmt.Errorf("%w: concurrent update of %s", ErrConflict, id)
 		}
@@ -223,6 +268,13 @@ func (s *Store) History(ctx context.Context, id string) ([]Change, error) {
 	items, err := s.rdb.LRange(ctx, s.key("policy", id, "history"), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("policy history: %w", err)
+	}
+	if len(items) == 0 && s.obj != nil {
+		if n, err := s.rdb.Exists(ctx, s.key("policy", id)).Result(); err == nil && n == 0 {
+			if err := s.recoverID(ctx, id); err == nil {
+				items, _ = s.rdb.LRange(ctx, s.key("policy", id, "history"), 0, -1).Result()
+			}
+		}
 	}
 	out := make([]Change, 0, len(items))
 	for _, it := range items {
