@@ -1,12 +1,16 @@
 package diskimage
 
 import (
+	"context"
 	"encoding/binary"
 	"os"
 	"testing"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/archive"
 	"github.com/assetscan/assetscan/diskimage/disktest"
+	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scanner/accounts"
 )
 
 // windowsRoot is a tiny Windows installation: registry hives (the SAM is
@@ -90,4 +94,35 @@ func TestCorruptNTFSNoPanic(t *testing.T) {
 	cluster := int64(binary.LittleEndian.Uint16(b[11:])) * int64(b[13])
 	mft := int64(binary.LittleEndian.Uint64(b[48:])) * cluster
 	fuzzImage(t, img, [][2]int64{{0, 512}, {mft, 64 << 10}, {mft, 1 << 20}}, 200)
+}
+
+// A Windows image in a VHDX through the Preparer: the credential findings
+// come with the preparation, every file is streamed, and the Linux account
+// check runs on the Windows root without error (and finds nothing).
+func TestNTFSWindowsPreparer(t *testing.T) {
+	files := windowsRoot()
+	vhdx := disktest.Convert(t, disktest.WithGPT(t, disktest.NTFS(t, "", files, "16M"), "Basic data partition"), "vhdx")
+	tg := &scanner.Target{Kind: assetscan.KindVMImage, WorkDir: t.TempDir()}
+	defer func() {
+		for _, c := range tg.Cleanup {
+			c()
+		}
+	}()
+	fl, err := Preparer{}.Prepare(context.Background(), vhdx, tg, archive.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Asset == "" || tg.RootFS == nil || tg.Root == "" || len(tg.Sources) != 1 {
+		t.Fatalf("not prepared: %+v", fl)
+	}
+	if len(fl) != 2 || !hasRule(fl, RuleWindowsAnswerPassword, "Windows/Panther/Unattend.xml", "") {
+		t.Errorf("findings: %+v", fl)
+	}
+	if got := walkAll(t, tg.Sources[0]); len(got) != len(files) {
+		t.Errorf("walked %d files, want %d", len(got), len(files))
+	}
+	res, err := accounts.Check{}.Run(context.Background(), tg)
+	if err != nil || len(res.Findings) != 0 {
+		t.Errorf("accounts on Windows: %v, %+v", err, res.Findings)
+	}
 }
