@@ -88,6 +88,17 @@ type CheckConfig struct {
 	// unknown (Identity.Known false, Engines["clamav-signatures"] =
 	// SignaturesUnknown), and verdicts must not be reused across scans.
 	SignatureDir string
+	// ProveLoaded makes the check prove that clamd has loaded the files in
+	// SignatureDir, not merely that they are there: it keeps a generation
+	// signature (GenerationFile) in SignatureDir derived from the digest
+	// of the other files, sends RELOAD when they change, and reports the
+	// signatures known only while clamd detects the current generation's
+	// sample. It writes into SignatureDir: use it for a directory
+	// assetscan manages (a private clamd). Without it, the identity names
+	// the files in the directory, which clamd loads at its next RELOAD
+	// (or SelfCheck); clamd's VERSION names the official database clamd
+	// has loaded, but not custom signatures.
+	ProveLoaded bool
 	// SignatureDigest is ignored.
 	//
 	// Deprecated: a digest fixed at start-up is not what clamd runs (it
@@ -140,6 +151,7 @@ type Check struct {
 	cfg    CheckConfig
 	mode   string // ModeFDPass or ModeInstream
 	sigs   dirDigester
+	gen    sync.Mutex // serialises generation marker updates
 }
 
 var _ scanner.Check = (*Check)(nil)
@@ -152,7 +164,13 @@ func NewCheck(c *Client, cfg CheckConfig) (*Check, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.ProveLoaded && cfg.SignatureDir == "" {
+		return nil, errors.New("malware check config: ProveLoaded needs SignatureDir")
+	}
 	k := &Check{client: c, cfg: cfg.withDefaults(), mode: cfg.Mode}
+	if cfg.ProveLoaded {
+		k.sigs.exclude = generationFiles
+	}
 	switch k.cfg.Mode {
 	case ModeAuto:
 		k.mode = ModeInstream

@@ -1,11 +1,14 @@
 package clamav
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,8 +129,74 @@ func (k *Check) Identity(ctx context.Context) (Identity, error) {
 		id.Unknown = err.Error()
 		return id, nil
 	}
+	if k.cfg.ProveLoaded {
+		loaded, err := k.proveGeneration(ctx, dg)
+		if err != nil {
+			return Identity{}, err
+		}
+		if !loaded {
+			id.Unknown = "clamd has not loaded the signature directory's current files yet (reload pending)"
+			return id, nil
+		}
+	}
 	id.SignaturesDigest, id.Known, id.Unknown = dg, true, ""
 	return id, nil
+}
+
+// GenerationFile is the signature file a check with ProveLoaded keeps in
+// SignatureDir: one body signature, named after the digest of the other
+// files, whose sample (GenerationSample) clamd detects only once it has
+// loaded them.
+const GenerationFile = "assetscan-generation.ndb"
+
+const generationTmp = ".assetscan-generation.tmp"
+
+// generationFiles are left out of the digest of a directory with a
+// generation marker.
+var generationFiles = []string{GenerationFile, generationTmp}
+
+// generationName is the signature name for digest dg ("sha256:<hex>").
+func generationName(dg string) string {
+	h := strings.TrimPrefix(dg, "sha256:")
+	return "Assetscan.Generation." + h[:min(32, len(h))]
+}
+
+// GenerationSample returns the bytes the generation signature of digest
+// dg detects.
+func GenerationSample(dg string) []byte {
+	return []byte("assetscan signature generation marker " + generationName(dg) + " end\n")
+}
+
+// proveGeneration makes sure the generation marker in SignatureDir names
+// dg (writing it and sending RELOAD if not) and reports whether clamd
+// detects its sample under that name. The error is clamd's or the
+// marker's write.
+func (k *Check) proveGeneration(ctx context.Context, dg string) (bool, error) {
+	k.gen.Lock()
+	defer k.gen.Unlock()
+	name := generationName(dg)
+	sample := GenerationSample(dg)
+	line := name + ":0:*:" + hex.EncodeToString(sample) + "\n"
+	dir := k.cfg.SignatureDir
+	cur, err := os.ReadFile(filepath.Join(dir, GenerationFile))
+	if err != nil || string(cur) != line {
+		tmp := filepath.Join(dir, generationTmp)
+		if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+			return false, fmt.Errorf("signature generation: %w", err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, GenerationFile)); err != nil {
+			os.Remove(tmp)
+			return false, fmt.Errorf("signature generation: %w", err)
+		}
+		if err := k.client.Reload(ctx); err != nil {
+			return false, fmt.Errorf("signature generation: %w", err)
+		}
+	}
+	r, err := k.client.Scan(ctx, bytes.NewReader(sample))
+	if err != nil {
+		return false, fmt.Errorf("signature generation: %w", err)
+	}
+	return r.Status == StatusFound && strings.TrimSuffix(r.Signature, ".UNOFFICIAL") == name, nil
 }
 
 // dirDigester caches DigestDir by the stat of every file in the directory.
@@ -136,6 +205,9 @@ type dirDigester struct {
 	// rewrite within the file system's timestamp granularity could keep
 	// the stat key). Zero means 2 s.
 	settle time.Duration
+
+	// exclude names files left out of the digest (the generation marker).
+	exclude []string
 
 	mu   sync.Mutex
 	keys string // the stat key of the last digest
@@ -146,7 +218,7 @@ type dirDigester struct {
 // changed. Files are stat'ed before and after hashing; if they changed in
 // between, the digest is not cached.
 func (d *dirDigester) digest(dir string) (string, error) {
-	before, err := statKeys(dir)
+	before, err := statKeys(dir, d.exclude)
 	if err != nil {
 		return "", err
 	}
@@ -155,11 +227,11 @@ func (d *dirDigester) digest(dir string) (string, error) {
 	if before == d.keys && d.dg != "" {
 		return d.dg, nil
 	}
-	dg, err := DigestDir(dir)
+	dg, err := digestDir(dir, d.exclude)
 	if err != nil {
 		return "", err
 	}
-	after, err := statKeys(dir)
+	after, err := statKeys(dir, d.exclude)
 	if err != nil {
 		return "", err
 	}
@@ -180,13 +252,16 @@ func (d *dirDigester) digest(dir string) (string, error) {
 
 // statKeys lists (name, size, mtime, inode, ctime) of every regular file
 // directly in dir, the files DigestDir hashes.
-func statKeys(dir string) (string, error) {
+func statKeys(dir string, exclude []string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("signature digest: %w", err)
 	}
 	var b strings.Builder
 	for _, e := range entries {
+		if slices.Contains(exclude, e.Name()) {
+			continue
+		}
 		st, err := os.Stat(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return "", fmt.Errorf("signature digest: %w", err)

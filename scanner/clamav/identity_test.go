@@ -315,3 +315,58 @@ func FuzzParseMaxThreads(f *testing.F) {
 		}
 	})
 }
+
+// TestIdentityProveLoaded: with ProveLoaded the signatures are known only
+// once clamd has loaded the directory's current files: a signature file
+// added without any RELOAD from outside is reported unknown until clamd
+// detects the new generation, and from then on clamd detects the new
+// signature's sample too.
+func TestIdentityProveLoaded(t *testing.T) {
+	t.Parallel()
+	d := startPrivate(t)
+	c := newClient(t, Config{Addr: d.Addr()})
+	ctx := ctxTimeout(t, 2*time.Minute)
+	if _, err := NewCheck(c, CheckConfig{ProveLoaded: true}); err == nil {
+		t.Fatal("ProveLoaded without SignatureDir accepted")
+	}
+	k := newCheck(t, c, CheckConfig{SignatureDir: d.SignatureDir(), ProveLoaded: true})
+	waitKnown := func() Identity {
+		t.Helper()
+		for {
+			id, err := k.Identity(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.Known {
+				return id
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("signatures never known: %+v", id)
+			}
+			t.Logf("not yet: %s", id.Unknown)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	first := waitKnown()
+	if shipped, _ := ShippedDigest(); first.SignaturesDigest != shipped {
+		t.Fatalf("digest %s, want the shipped set %s (the marker file is left out)", first.SignaturesDigest, shipped)
+	}
+	if _, err := os.Stat(filepath.Join(d.SignatureDir(), GenerationFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	sample := "assetscan prove-loaded marker 91ab\n"
+	ndb := "Assetscan.Test.ProveLoaded:0:*:" + hexOf("prove-loaded marker 91ab") + "\n"
+	if err := os.WriteFile(filepath.Join(d.SignatureDir(), "assetscan-prove.ndb"), []byte(ndb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := waitKnown()
+	if second.SignaturesDigest == first.SignaturesDigest {
+		t.Fatal("digest unchanged after adding a signature file")
+	}
+	// Known means loaded: the new signature works now, without waiting.
+	r, err := c.Scan(ctx, strings.NewReader(sample))
+	if err != nil || r.Status != StatusFound || unofficial(r.Signature) != "Assetscan.Test.ProveLoaded" {
+		t.Fatalf("identity %s known, but the new signature's sample: %+v, %v", second, r, err)
+	}
+}

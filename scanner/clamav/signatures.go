@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,7 +114,10 @@ func writeSignatures(dir string, names []string) error {
 // (a clamd database directory), in name order: for each file its name, a
 // NUL, its length in decimal, a NUL and its content. Subdirectories are
 // ignored (clamd does not load them); symlinks are followed.
-func DigestDir(dir string) (string, error) {
+func DigestDir(dir string) (string, error) { return digestDir(dir, nil) }
+
+// digestDir is DigestDir leaving out the files named in exclude.
+func digestDir(dir string, exclude []string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("signature digest: %w", err)
@@ -121,6 +125,9 @@ func DigestDir(dir string) (string, error) {
 	h := sha256.New()
 	n := 0
 	for _, e := range entries { // ReadDir sorts by name
+		if slices.Contains(exclude, e.Name()) {
+			continue
+		}
 		p := filepath.Join(dir, e.Name())
 		st, err := os.Stat(p)
 		if err != nil {
