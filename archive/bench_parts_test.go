@@ -16,7 +16,7 @@ import (
 // 256 KiB chunks of the copy loop; read is reading the package once, for
 // scale. MB/s is package bytes per second.
 func BenchmarkExtractParts(b *testing.B) {
-	src := benchPackage(b, benchBytes(b))
+	src := benchPackage(b, benchBytes(b), true)
 	fi, err := os.Stat(src)
 	if err != nil {
 		b.Fatal(err)

@@ -209,6 +209,9 @@ type extractor struct {
 	dest string
 	res  *Result
 	buf  []byte
+	// sn is the sniffer of the file being written, reused from file to
+	// file (its verdict is taken as soon as the file is written).
+	sn sniffer
 	// skipped counts the bytes of skipped tar entries that were
 	// decompressed (not written) to reach the next entry.
 	skipped int64
@@ -599,8 +602,9 @@ func (e *extractor) file(lv *level, m *member, name, full, raw string) (outcome,
 	if err != nil {
 		return e.createFailed(err, raw)
 	}
-	var sn sniffer
-	n, oc, err := e.copy(out, rc, m, raw, &sn)
+	sn := &e.sn
+	sn.reset()
+	n, oc, err := e.copy(out, rc, m, raw, sn)
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", DisplayPath(full), cerr)
 	}
@@ -618,7 +622,7 @@ func (e *extractor) file(lv *level, m *member, name, full, raw string) (outcome,
 		// Keep the readable part: it is scanned like any file.
 		e.res.Files = append(e.res.Files, f)
 	default:
-		e.sniffed(lv, name, f, &sn)
+		e.sniffed(lv, name, f, sn)
 	}
 	return oc, nil
 }

@@ -103,11 +103,12 @@ func (e *extractor) writeRegion(lv *level, r io.Reader, start int64, arcPath str
 	if err != nil {
 		return e.createFailed(err, raw)
 	}
-	var sn sniffer
+	sn := &e.sn
+	sn.reset()
 	var sc sigCounter
 	// Region bytes are copied, not decompressed: no ratio applies.
 	m := member{name: tmp, csize: -1, compressed: func() int64 { return math.MaxInt64 }}
-	n, oc, err := e.copy(io.MultiWriter(out, &sc), r, &m, raw, &sn)
+	n, oc, err := e.copy(io.MultiWriter(out, &sc), r, &m, raw, sn)
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write %s: %w", DisplayPath(raw), cerr)
 	}
@@ -135,7 +136,7 @@ func (e *extractor) writeRegion(lv *level, r io.Reader, start int64, arcPath str
 		e.res.Files = append(e.res.Files, f)
 		return oc, nil
 	}
-	e.sniffed(lv, name, f, &sn)
+	e.sniffed(lv, name, f, sn)
 	return oc, nil
 }
 

@@ -180,6 +180,11 @@ type sniffer struct {
 	n    int64
 }
 
+// reset empties s, keeping its buffers.
+func (s *sniffer) reset() {
+	s.head, s.tail, s.n = s.head[:0], s.tail[:0], 0
+}
+
 func (s *sniffer) Write(p []byte) (int, error) {
 	s.n += int64(len(p))
 	if len(s.head) < SniffLen {

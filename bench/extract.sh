@@ -6,7 +6,9 @@
 #                          parent of the first issue-9 commit of archive/)
 # Runs archive's BenchmarkExtract on the working tree and on BEFORE (the
 # same benchmark file copied into a `git archive` export of that revision),
-# then BenchmarkExtractParts for the share of the new work. The package is
+# then BenchmarkExtractParts for the share of the new work. Two packages:
+# "plain" (no jars: both versions write the same files) and "jars" (the
+# new code also unpacks the jars: more files written and scanned). The package is
 # generated once and kept in $ASSETSCAN_BENCH_DIR (default
 # /tmp/assetscan-bench-extract); extraction needs about 2.5x its size free.
 set -euo pipefail
@@ -21,8 +23,8 @@ trap 'rm -rf "$old"' EXIT
 git archive "$before" go.mod go.sum $(git ls-tree --name-only "$before" | grep '\.go$') archive | tar -x -C "$old"
 cp archive/bench_extract_test.go "$old/archive/"
 echo "== before ($(git rev-parse --short "$before"))"
-(cd "$old" && go test -run XXX -bench '^BenchmarkExtract$' -benchtime 1x ./archive/) | grep Benchmark
+(cd "$old" && go test -run XXX -bench '^BenchmarkExtract$/' -benchtime 1x ./archive/) | grep Benchmark
 echo "== after (working tree)"
-go test -run XXX -bench '^BenchmarkExtract$' -benchtime 1x ./archive/ | grep Benchmark
+go test -run XXX -bench '^BenchmarkExtract$/' -benchtime 1x ./archive/ | grep Benchmark
 echo "== after: the new work alone"
 go test -run XXX -bench '^BenchmarkExtractParts$' -benchtime 3x ./archive/ | grep Benchmark
