@@ -3,8 +3,10 @@
 //
 // # Subscribers
 //
-// The asset center registers a receiver URL (http or https, with a host,
-// no user:password part). Registration returns the subscriber's id and a
+// The asset center registers a receiver URL (https, with a host, no
+// user:password part) that the egress policy allows ([Egress]: public
+// addresses only, checked at registration and at every delivery; http
+// and exceptions only by configuration). Registration returns the subscriber's id and a
 // shared secret, "whsec_" + base64url of 32 random bytes. The secret is
 // shown once, in the answer to the registration, and never again: lists
 // blank it. To rotate a secret, register the URL again and remove the old
@@ -64,7 +66,9 @@
 // It answers 2xx once it has the message. Anything else (or no answer
 // within 10 s) is retried with exponential backoff, 5 s doubling up to 1 h
 // with jitter, 10 retries by default; redirects are not followed (a 3xx is
-// a failure) and at most 64 KiB of the answer is read.
+// a failure) and at most 64 KiB of the answer is read. A failure is
+// reported (task error, logs) as a class only, never with addresses,
+// ports or the answer's body.
 //
 // # Delivery
 //
