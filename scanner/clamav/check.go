@@ -275,6 +275,11 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	if err := k.scanUnits(ctx, files, units, streamUnits, replies, streamConc); err != nil {
 		return scanner.Result{}, err
 	}
+	for i, r := range replies { // belt and braces: every stream has its verdict
+		if r.Status != StatusOK && r.Status != StatusFound {
+			return scanner.Result{}, fmt.Errorf("malware check: %q: %w: no verdict from clamd", files[units[i].file].f.Path, ErrNoReply)
+		}
+	}
 
 	// Findings, in file order, one per file and signature.
 	type key struct {
