@@ -199,6 +199,10 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		"ASSETSCAN_RETRY_BASE=" + o.retryBase.String(),
 		"ASSETSCAN_LOG_LEVEL=info",
 		"ASSETSCAN_CANARY_INTERVAL=30s",
+		// The tests' callback receivers are httptest servers on 127.0.0.1
+		// over plain http: the egress policy refuses both by default.
+		"ASSETSCAN_CALLBACK_ALLOW=127.0.0.0/8",
+		"ASSETSCAN_CALLBACK_ALLOW_HTTP=true",
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"TMPDIR=" + s.dir,

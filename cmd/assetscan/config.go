@@ -13,6 +13,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/assetscan/assetscan/api"
+	"github.com/assetscan/assetscan/callbacks"
 	"github.com/assetscan/assetscan/queue"
 	"github.com/assetscan/assetscan/storage"
 )
@@ -35,8 +37,26 @@ type serviceConfig struct {
 	KeyPrefix string
 
 	S3 storage.S3Config // ASSETSCAN_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE, _REGION
-	// ReportsBucket holds verdicts and findings (ASSETSCAN_REPORTS_BUCKET).
+	// ReportsBucket holds verdicts, findings and the policies' record
+	// (ASSETSCAN_REPORTS_BUCKET).
 	ReportsBucket string
+	// AssetBuckets lists the buckets submissions may point at
+	// (ASSETSCAN_ASSET_BUCKETS, comma-separated). Default empty: any bucket
+	// but the reserved ones (reports and DB buckets), which are never
+	// allowed even when listed.
+	AssetBuckets string
+	// AssetKeyLayout binds object keys to submissions
+	// (ASSETSCAN_ASSET_KEY_LAYOUT), e.g. "{seller_id}/": a key must start
+	// with it, placeholders {seller_id}, {asset_id}, {kind} filled in.
+	// Default empty: no binding.
+	AssetKeyLayout string
+	// CallbackAllow lists CIDR ranges, addresses and host names callbacks
+	// may reach although the egress policy refuses them
+	// (ASSETSCAN_CALLBACK_ALLOW, comma-separated; test setups). Default empty.
+	CallbackAllow string
+	// CallbackAllowHTTP permits http:// callback receivers
+	// (ASSETSCAN_CALLBACK_ALLOW_HTTP). Default false: https only.
+	CallbackAllowHTTP bool
 
 	// Listen is the API's address (ASSETSCAN_LISTEN).
 	Listen string
@@ -130,6 +150,10 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.S3.Secure, "s3-secure", c.envBool("ASSETSCAN_S3_SECURE", false), "use HTTPS for S3")
 	fs.StringVar(&c.S3.Region, "s3-region", os.Getenv("ASSETSCAN_S3_REGION"), "S3 region")
 	fs.StringVar(&c.ReportsBucket, "reports-bucket", envOr("ASSETSCAN_REPORTS_BUCKET", "assetscan-reports"), "bucket for verdicts and findings")
+	fs.StringVar(&c.AssetBuckets, "asset-buckets", os.Getenv("ASSETSCAN_ASSET_BUCKETS"), "buckets submissions may point at, comma-separated; empty: any but the reserved ones")
+	fs.StringVar(&c.AssetKeyLayout, "asset-key-layout", os.Getenv("ASSETSCAN_ASSET_KEY_LAYOUT"), "key prefix a submission's key must start with, e.g. {seller_id}/; empty: none")
+	fs.StringVar(&c.CallbackAllow, "callback-allow", os.Getenv("ASSETSCAN_CALLBACK_ALLOW"), "CIDR ranges, addresses and host names callbacks may reach although non-public (test setups)")
+	fs.BoolVar(&c.CallbackAllowHTTP, "callback-allow-http", c.envBool("ASSETSCAN_CALLBACK_ALLOW_HTTP", false), "permit http:// callback receivers")
 	fs.StringVar(&c.Listen, "listen", envOr("ASSETSCAN_LISTEN", "127.0.0.1:8080"), "API listen address")
 	fs.StringVar(&c.KeysFile, "keys-file", os.Getenv("ASSETSCAN_KEYS_FILE"), "API keys file (hashed keys and roles)")
 	fs.StringVar(&c.EventsList, "events-list", os.Getenv("ASSETSCAN_EVENTS_LIST"), "Redis list of MinIO bucket events to scan on upload; empty: off")
@@ -188,11 +212,38 @@ func (c *serviceConfig) validate(worker bool) error {
 			errs = append(errs, fmt.Errorf("--scan-deadline must exceed the largest job time-out (8h), got %s", c.ScanDeadline))
 		}
 	}
+	if _, err := api.ParseKeyLayout(c.AssetKeyLayout); err != nil {
+		errs = append(errs, fmt.Errorf("--asset-key-layout: %w", err))
+	}
+	if _, _, err := callbacks.ParseAllowList(c.CallbackAllow); err != nil {
+		errs = append(errs, fmt.Errorf("--callback-allow: %w", err))
+	}
 	var lv levelCheck
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// submitScope is what submissions may point at (validated by validate).
+func (c *serviceConfig) submitScope() api.Scope {
+	var sc api.Scope
+	for _, b := range strings.Split(c.AssetBuckets, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			sc.Buckets = append(sc.Buckets, b)
+		}
+	}
+	if c.DBBucket != "" {
+		sc.Reserved = append(sc.Reserved, c.DBBucket)
+	}
+	sc.KeyLayout, _ = api.ParseKeyLayout(c.AssetKeyLayout)
+	return sc
+}
+
+// callbackEgress is the callbacks' egress policy (validated by validate).
+func (c *serviceConfig) callbackEgress() *callbacks.Egress {
+	allow, hosts, _ := callbacks.ParseAllowList(c.CallbackAllow)
+	return &callbacks.Egress{AllowHTTP: c.CallbackAllowHTTP, Allow: allow, AllowHosts: hosts}
 }
 
 func (c *serviceConfig) queueWeights() (map[string]int, error) {

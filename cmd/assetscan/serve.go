@@ -89,14 +89,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
 	client := asynq.NewClientFromRedisClient(rdb)
-	pstore := policies.NewStore(rdb, cfg.KeyPrefix)
+	pstore := policies.NewStore(rdb, cfg.KeyPrefix).WithObjects(obj, cfg.ReportsBucket)
 	if err := pstore.Seed(ctx); err != nil {
 		return fmt.Errorf("seed policies: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg)
 	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), []string{queue.QueueSmall, queue.QueueLarge, callbacks.Queue}))
-	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix)
+	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix).WithEgress(cfg.callbackEgress())
 	notifier := &callbacks.Notifier{Client: client, Store: cbStore}
 	ev := &reeval.Evaluator{Verdicts: store, Log: log, Notify: notifier.Notify}
 	if cfg.PolicyDir != "" {
@@ -116,6 +116,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Enqueuer:      &queue.Enqueuer{Client: client, MaxRetry: cfg.MaxRetry},
 		Kinds:         supportedKinds,
 		ReportsBucket: cfg.ReportsBucket,
+		Scope:         cfg.submitScope(),
 		Policies:      pstore,
 		Reeval:        ev,
 		PolicyDir:     cfg.PolicyDir,
@@ -235,7 +236,7 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	if eng.Trivy != nil {
 		met.SetVulnDBSource(eng.Trivy.DB)
 	}
-	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix)
+	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix).WithEgress(cfg.callbackEgress())
 	notifier := &callbacks.Notifier{Client: asynq.NewClientFromRedisClient(rdb), Store: cbStore}
 	cbSrv, cbMux := callbacks.NewServer(rdb, &callbacks.Deliverer{Store: cbStore, Log: log}, callbacks.ServerConfig{Log: log})
 	if err := cbSrv.Start(cbMux); err != nil {
@@ -246,7 +247,7 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	if err != nil {
 		return err
 	}
-	pstore := policies.NewStore(rdb, cfg.KeyPrefix)
+	pstore := policies.NewStore(rdb, cfg.KeyPrefix).WithObjects(obj, cfg.ReportsBucket)
 	if err := pstore.Seed(ctx); err != nil {
 		return fmt.Errorf("seed policies: %w", err)
 	}
