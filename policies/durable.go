@@ -236,6 +236,9 @@ func (s *Store) seedDurable(ctx context.Context) error {
 			return fmt.Errorf("seed policies: %w", err)
 		}
 		cur, hist, err := s.redisState(ctx, s.rdb, id)
+		if errors.Is(err, errStoredInvalid) {
+			cur, err = nil, nil // replaced by the record (or the default)
+		}
 		if err != nil {
 			return fmt.Errorf("seed policies: %w", err)
 		}

@@ -214,3 +214,38 @@ func TestSeedDoesNotSeedWhatItCannotSee(t *testing.T) {
 		t.Fatalf("a change not recorded in object storage is in force: v%d", cur.Version)
 	}
 }
+
+// TestPutAfterRedisLoss: a change made right after Redis lost its data
+// builds on the recorded version (not a 404, not the default), and is
+// recorded in turn.
+func TestPutAfterRedisLoss(t *testing.T) {
+	e := newDurableEnv(t)
+	ctx := context.Background()
+	s := e.store()
+	if err := s.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p2 := tighten(t, s)
+	e.loseRedis(t)
+	raw3 := bump(bump(p2.Raw(), "version: 2", "version: 3"), "cvss_threshold: 4.0", "cvss_threshold: 5.0")
+	if _, err := s.Put(ctx, p2.ID, raw3, 2, "bob", "api"); err != nil {
+		t.Fatalf("Put after Redis loss: %v", err)
+	}
+	e.loseRedis(t)
+	fresh := e.store()
+	p, err := fresh.ForKind(ctx, assetscan.KindPackage)
+	if err != nil || p.Version != 3 || p.Vulns.CVSSThreshold != 5.0 {
+		t.Fatalf("ForKind = %+v, %v; want v3 with 5.0", p, err)
+	}
+	h, err := fresh.History(ctx, p.ID)
+	if err != nil || len(h) != 3 || h[1].Author != "alice" || h[2].Author != "bob" {
+		t.Fatalf("history = %+v, %v", h, err)
+	}
+	// Every version's document is kept.
+	for v, want := range map[int]string{1: "cvss_threshold: 7.0", 2: "cvss_threshold: 4.0", 3: "cvss_threshold: 5.0"} {
+		doc, err := e.obj.Get(ctx, e.bucket, fmt.Sprintf("policies/%s/v%d.yaml", p.ID, v))
+		if err != nil || !strings.Contains(string(doc), want) {
+			t.Errorf("v%d document: %v, %.60q", v, err, doc)
+		}
+	}
+}

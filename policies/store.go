@@ -189,6 +189,13 @@ func (s *Store) Put(ctx context.Context, id string, raw []byte, ifVersion int, a
 		return nil, fmt.Errorf("%w: id: the document's id %q does not match %q", ErrInvalid, p.ID, id)
 	}
 	key := s.key("policy", id)
+	if s.obj != nil { // Redis lost it: rebuild from object storage first
+		if n, err := s.rdb.Exists(ctx, key).Result(); err == nil && n == 0 {
+			if err := s.recoverID(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
 	var out *Policy
 	wroteRecord := false
 	txf := func(tx *redis.Tx) error {
