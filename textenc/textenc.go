@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/unicode"
@@ -273,4 +274,42 @@ func (d Detection) encoding() (encoding.Encoding, error) {
 		return utf32.UTF32(utf32.BigEndian, bom32), nil
 	}
 	return nil, fmt.Errorf("textenc: %s: %w", d.Encoding, ErrNotWide)
+}
+
+// MostlyText reports whether head (a file's first bytes; at most SniffSize
+// are used) is UTF-8 or ASCII text that may hold a few stray NUL or control
+// bytes or invalid sequences: at most 1/10 of its bytes are such, and at
+// least 4 are printable ASCII. Tools that take any control byte near the
+// start for the mark of a binary (trivy's secret scanner skips such files
+// whole) can be given such a file as text. A rune cut by the end of the
+// head does not count against it. UTF-16/32 text is not MostlyText (its
+// NUL bytes are half or more of it); use Detect first.
+func MostlyText(head []byte) bool {
+	if len(head) > SniffSize {
+		head = head[:SniffSize]
+	}
+	bad, ascii := 0, 0
+	for i := 0; i < len(head); {
+		c := head[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '\t' || c == '\n' || c == '\r' || c == '\f' || (c >= 0x20 && c < 0x7F):
+				ascii++
+			default:
+				bad++
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(head[i:])
+		if r == utf8.RuneError && n <= 1 {
+			if !utf8.FullRune(head[i:]) {
+				break // cut by the end of the head
+			}
+			bad++
+			n = 1
+		}
+		i += n
+	}
+	return ascii >= minASCII && bad*badShare <= len(head)
 }

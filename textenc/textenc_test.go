@@ -365,6 +365,7 @@ func FuzzTranscode(f *testing.F) {
 	f.Add([]byte{0, 0xD8, '\n', 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := Detect(b)
+		_ = MostlyText(b)
 		if d.BOM && !d.Wide() {
 			t.Fatalf("BOM without an encoding: %v", d)
 		}
@@ -394,4 +395,35 @@ func FuzzTranscode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMostlyText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"ascii", []byte(credentials), true},
+		{"control byte first", []byte("\x01\x00" + credentials), true},
+		{"utf-8 cjk", []byte("数据库连接字符串 = 服务器\nkey = value\n"), true},
+		{"latin-1 accents", []byte("caf\xe9 = cr\xe8me br\xfbl\xe9e, a longer line of text\n"), true},
+		{"cut rune at the end", append([]byte("text text text "), "数"[:2]...), true},
+		{"utf-16le", encode(credentials, UTF16LE, true), false},
+		{"too short", []byte("\x01ab"), false},
+	}
+	for name, b := range binaries(t) {
+		if !strings.HasPrefix(name, "utf-8") {
+			tests = append(tests, struct {
+				name string
+				b    []byte
+				want bool
+			}{name, b, false})
+		}
+	}
+	for _, tt := range tests {
+		if got := MostlyText(tt.b); got != tt.want {
+			t.Errorf("%s: MostlyText = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
