@@ -121,12 +121,22 @@ func Sniff(r io.ReaderAt, size int64) (Kind, error) {
 func zipEndInTail(tail []byte, size int64, r io.ReaderAt) bool {
 	le := binary.LittleEndian
 	tailOff := size - int64(len(tail))
-	for end := len(tail); ; {
-		i := bytes.LastIndex(tail[:end], magicZipEnd)
-		if i < 0 {
+	// Candidates, found forwards (bytes.Index is vectorised, LastIndex is
+	// not), tried from the last.
+	var cands []int
+	for i := 0; ; {
+		j := bytes.Index(tail[i:], magicZipEnd)
+		if j < 0 {
+			break
+		}
+		cands = append(cands, i+j)
+		i += j + 4
+	}
+	for c := len(cands) - 1; ; c-- {
+		if c < 0 {
 			return false
 		}
-		end = i + 3
+		i := cands[c]
 		if i+zipDirEndLen > len(tail) {
 			continue
 		}
