@@ -32,7 +32,8 @@ func TestCLIAndWorkerAgree(t *testing.T) {
 		name := filepath.Base(p)
 		s.uploadFile("seller-1/"+name, p)
 		worker := s.wait(s.submit("agree-"+name, "seller-1/"+name), 2*time.Minute)
-		cmd := exec.Command(binPath, "scan", "--format", "json", "--db-dir", dbDir, "--clamd", testEnv.clamd, p)
+		cmd := exec.Command(binPath, "scan", "--format", "json", "--db-dir", dbDir, "--clamd", testEnv.clamd,
+			"--clamd-conf", os.Getenv("ASSETSCAN_TEST_CLAMD_CONF"), p)
 		cmd.Env = append(os.Environ(), "TMPDIR="+s.dir)
 		out, err := cmd.Output()
 		if _, ok := err.(*exec.ExitError); err != nil && !ok {

@@ -195,6 +195,7 @@ func newStack(t *testing.T, o stackOpts) *stack {
 		"ASSETSCAN_REPORTS_BUCKET=" + s.reports,
 		"ASSETSCAN_DB_DIR=" + dbDir,
 		"ASSETSCAN_CLAMD=" + testEnv.clamd,
+		"ASSETSCAN_CLAMD_CONF=" + os.Getenv("ASSETSCAN_TEST_CLAMD_CONF"),
 		"ASSETSCAN_MAX_RETRY=" + strconv.Itoa(o.maxRetry),
 		"ASSETSCAN_RETRY_BASE=" + o.retryBase.String(),
 		"ASSETSCAN_LOG_LEVEL=info",

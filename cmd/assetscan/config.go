@@ -99,8 +99,19 @@ type serviceConfig struct {
 	DBDir string
 	// Clamd is the clamd address (ASSETSCAN_CLAMD): unix:/path or tcp:host:port.
 	Clamd string
-	// ClamdConcurrency: parallel streams to clamd per scan (ASSETSCAN_CLAMD_CONCURRENCY).
+	// ClamdConcurrency: files in flight to clamd per scan
+	// (ASSETSCAN_CLAMD_CONCURRENCY); 0 (default): clamd's MaxThreads with
+	// fd passing, 2 with INSTREAM.
 	ClamdConcurrency int
+	// ClamdMode: how files reach clamd (ASSETSCAN_CLAMD_MODE): auto
+	// (default: fd passing over a unix socket, INSTREAM over TCP), fdpass,
+	// instream. Verdicts name the mode in the malware check's detail.
+	ClamdMode string
+	// ClamdConf: the clamd.conf of the clamd at --clamd, when this process
+	// can read it (ASSETSCAN_CLAMD_CONF): the digest of its
+	// DatabaseDirectory is the malware check's identity. Without it the
+	// signatures are "unknown" and findings are never reused.
+	ClamdConf string
 	// CanaryInterval: how often the malware canary runs (ASSETSCAN_CANARY_INTERVAL).
 	CanaryInterval time.Duration
 
@@ -168,7 +179,9 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")
 	fs.StringVar(&c.DBDir, "db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir (db/trivy.db, db/metadata.json)")
 	fs.StringVar(&c.Clamd, "clamd", os.Getenv("ASSETSCAN_CLAMD"), "clamd address: unix:/path/clamd.sock or tcp:host:port")
-	fs.IntVar(&c.ClamdConcurrency, "clamd-concurrency", c.envInt("ASSETSCAN_CLAMD_CONCURRENCY", 2), "parallel streams to clamd per scan")
+	fs.IntVar(&c.ClamdConcurrency, "clamd-concurrency", c.envInt("ASSETSCAN_CLAMD_CONCURRENCY", 0), "files in flight to clamd per scan (0: clamd's MaxThreads with fd passing, 2 with INSTREAM)")
+	fs.StringVar(&c.ClamdMode, "clamd-mode", envOr("ASSETSCAN_CLAMD_MODE", "auto"), "how files reach clamd: auto, fdpass or instream")
+	fs.StringVar(&c.ClamdConf, "clamd-conf", os.Getenv("ASSETSCAN_CLAMD_CONF"), "clamd.conf of the clamd at --clamd (its DatabaseDirectory is hashed into verdicts)")
 	fs.DurationVar(&c.CanaryInterval, "canary-interval", c.envDuration("ASSETSCAN_CANARY_INTERVAL", 5*time.Minute), "malware engine canary interval")
 	fs.IntVar(&c.Concurrency, "concurrency", c.envInt("ASSETSCAN_CONCURRENCY", 2), "scans run at once")
 	fs.StringVar(&c.Queues, "queues", envOr("ASSETSCAN_QUEUES", queue.QueueSmall+"=6,"+queue.QueueLarge+"=2"), "queues served, name=weight,...")
@@ -217,6 +230,14 @@ func (c *serviceConfig) validate(worker bool) error {
 	}
 	if _, _, err := callbacks.ParseAllowList(c.CallbackAllow); err != nil {
 		errs = append(errs, fmt.Errorf("--callback-allow: %w", err))
+	}
+	switch c.ClamdMode {
+	case "auto", "fdpass", "instream":
+	default:
+		errs = append(errs, fmt.Errorf("--clamd-mode must be auto, fdpass or instream, got %q", c.ClamdMode))
+	}
+	if c.ClamdConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("--clamd-concurrency must not be negative, got %d", c.ClamdConcurrency))
 	}
 	var lv levelCheck
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -32,8 +32,15 @@ type engineConfig struct {
 	// are then "error", never "pass").
 	Clamd          string
 	NoPrivateClamd bool
-	// ClamdConcurrency is the number of parallel streams to clamd.
+	// ClamdConcurrency is the number of files in flight to clamd; 0: its
+	// MaxThreads (fd passing) or 2 (INSTREAM).
 	ClamdConcurrency int
+	// ClamdMode is how files reach clamd: auto (fd passing over a unix
+	// socket, INSTREAM over TCP), fdpass or instream.
+	ClamdMode string
+	// ClamdConf is the clamd.conf of an external clamd this process can
+	// read; its DatabaseDirectory names the signatures the verdicts record.
+	ClamdConf string
 	// CanaryInterval is how often the malware engine canary runs.
 	CanaryInterval time.Duration
 	// PrivateDir holds the fixture DB and the private clamd.
@@ -109,7 +116,17 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 	}
 
 	addr := cfg.Clamd
-	var sigDigest string
+	// The signature directory clamd loads, when this process can read it:
+	// the malware check's identity is its digest (else "unknown", and
+	// findings are never reused).
+	ccfg := clamav.CheckConfig{Concurrency: cfg.ClamdConcurrency, Mode: cfg.ClamdMode}
+	if cfg.ClamdConf != "" {
+		dir, err := clamav.DatabaseDirectory(cfg.ClamdConf)
+		if err != nil {
+			return nil, fmt.Errorf("--clamd-conf: %w", err)
+		}
+		ccfg.SignatureDir = dir
+	}
 	if addr == "" && !cfg.NoPrivateClamd {
 		d, err := clamav.StartDaemon(ctx, filepath.Join(cfg.PrivateDir, "clamd"))
 		switch {
@@ -119,15 +136,11 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 			cfg.Log.Error("private clamd did not start", "error", err)
 		default:
 			addr = d.Addr()
-			sigDigest, _ = clamav.DigestDir(filepath.Join(d.Dir(), "db"))
+			// assetscan manages this directory: the check proves clamd
+			// loaded what is in it (a generation signature, RELOAD).
+			ccfg.SignatureDir, ccfg.ProveLoaded = d.SignatureDir(), true
 			e.closers = append(e.closers, func() { _ = d.Stop() })
 		}
-	}
-	if sigDigest == "" {
-		// An external clamd: if its VERSION names no official database it
-		// runs the shipped set, which the canary verifies signature by
-		// signature.
-		sigDigest, _ = clamav.ShippedDigest()
 	}
 	if addr == "" {
 		e.Checks = append(e.Checks, brokenCheck{name: assetscan.CheckMalware,
@@ -139,10 +152,22 @@ func openEngines(ctx context.Context, cfg engineConfig) (*engines, error) {
 		e.Close()
 		return nil, fmt.Errorf("--clamd: %w", err)
 	}
-	chk, err := clamav.NewCheck(client, clamav.CheckConfig{Concurrency: cfg.ClamdConcurrency, SignatureDigest: sigDigest})
+	chk, err := clamav.NewCheck(client, ccfg)
 	if err != nil {
 		e.Close()
 		return nil, err
+	}
+	if ccfg.ProveLoaded {
+		// The first identity asks clamd to load the generation signature;
+		// wait (briefly) until clamd proves it, so the first scan's
+		// identity is known and its findings can be reused.
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if id, err := chk.EngineIdentity(ctx); err == nil && id.Known {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	e.Checks = append(e.Checks, chk)
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

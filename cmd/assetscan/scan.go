@@ -18,6 +18,7 @@ import (
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/policies"
+	"github.com/assetscan/assetscan/report"
 	"github.com/assetscan/assetscan/scan"
 	"github.com/assetscan/assetscan/storage"
 )
@@ -32,6 +33,8 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	policyFile := fs.String("policy", os.Getenv("ASSETSCAN_POLICY"), "policy file (default: the embedded default policy for the kind)")
 	format := fs.String("format", envOr("ASSETSCAN_FORMAT", "table"), "output format: "+strings.Join(outputFormats, ", ")+" (one asset); with several assets: table (a line each) or json (a verdict per line)")
 	clamd := fs.String("clamd", os.Getenv("ASSETSCAN_CLAMD"), "clamd address, unix:/path/clamd.sock or tcp:host:port (default: start a private clamd with the shipped signatures if clamd is installed)")
+	clamdConf := fs.String("clamd-conf", os.Getenv("ASSETSCAN_CLAMD_CONF"), "clamd.conf of the clamd at --clamd, when readable: its signature directory is hashed into the verdict")
+	clamdMode := fs.String("clamd-mode", envOr("ASSETSCAN_CLAMD_MODE", "auto"), "how files reach clamd: auto, fdpass or instream")
 	name := fs.String("name", "", "file name the name rule applies to (default: the base name of PATH; one asset only)")
 	sha := fs.String("sha256", "", "expected SHA-256 of the file; a mismatch fails (one asset only)")
 	jobs := fs.Int("jobs", 2, "assets scanned at once when several are given")
@@ -89,7 +92,8 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(work)
 
-	eng, err := openEngines(ctx, engineConfig{DBDir: *dbDir, Clamd: *clamd, PrivateDir: filepath.Join(work, "engines"), Log: log})
+	eng, err := openEngines(ctx, engineConfig{DBDir: *dbDir, Clamd: *clamd, ClamdConf: *clamdConf, ClamdMode: *clamdMode,
+		PrivateDir: filepath.Join(work, "engines"), Log: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "assetscan scan: %v\n", err)
 		return exitError
@@ -230,21 +234,18 @@ func exitCode(o assetscan.Outcome) int {
 	return exitError
 }
 
-// outputFormats are the --format values.
-var outputFormats = []string{"table", "json"}
+// outputFormats are the --format values: the terminal table and the
+// report formats (json, sarif, cyclonedx, html: package report, the same
+// documents the API serves).
+var outputFormats = append([]string{"table"}, report.Formats()...)
 
 // writeVerdict prints one verdict in format.
-func writeVerdict(w io.Writer, format string, v assetscan.Verdict, _ assetscan.Findings) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	case "table":
+func writeVerdict(w io.Writer, format string, v assetscan.Verdict, f assetscan.Findings) error {
+	if format == "table" {
 		printTable(w, v)
 		return nil
 	}
-	return fmt.Errorf("unknown format %q", format)
+	return report.Write(w, format, v, f)
 }
 
 // isTerminal reports whether w is a terminal (a character device).
@@ -354,6 +355,22 @@ func printTable(w io.Writer, v assetscan.Verdict) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Action, f.Rule, f.Path, findingDetail(f.Finding))
 	}
 	_ = tw.Flush()
+	// What to do, once per distinct remediation, for what fails.
+	var fixes []string
+	for _, f := range v.Findings {
+		if f.Action != assetscan.ActionFail {
+			continue
+		}
+		if r := report.Remediation(f.Finding); r != "" && !slices.Contains(fixes, r) {
+			fixes = append(fixes, r)
+		}
+	}
+	if len(fixes) > 0 {
+		fmt.Fprintln(w, "\nto fix:")
+		for _, r := range fixes {
+			fmt.Fprintf(w, "  - %s\n", r)
+		}
+	}
 }
 
 func findingDetail(f assetscan.Finding) string {

@@ -38,7 +38,7 @@ func TestScanGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.pkg+"/"+tt.format, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run([]string{"scan", "--clamd", clamd, "--format", tt.format,
+			code := run([]string{"scan", "--clamd", clamd, "--clamd-conf", os.Getenv("ASSETSCAN_TEST_CLAMD_CONF"), "--format", tt.format,
 				filepath.Join("..", "..", "testdata", "packages", tt.pkg)}, &out, &errb)
 			if code != tt.exit {
 				t.Fatalf("exit %d, want %d; stderr:\n%s\nstdout:\n%s", code, tt.exit, errb.String(), out.String())
@@ -78,6 +78,10 @@ var volatile = []struct {
 	{regexp.MustCompile(`ClamAV [0-9.]+(/[^"\n,]*)?`), `ClamAV <version>`},
 	{regexp.MustCompile(`"clamav-signatures": "[^"]*"`), `"clamav-signatures": "<digest>"`},
 	{regexp.MustCompile(`clamav-signatures sha256:[0-9a-f]+`), `clamav-signatures <digest>`},
+	{regexp.MustCompile(`signatures sha256:[0-9a-f]+`), `signatures <digest>`},
+	{regexp.MustCompile(`db sha256:[0-9a-f]+ built [0-9TZ:-]+`), `db <digest> built <time>`},
+	{regexp.MustCompile(`sha256:[0-9a-f]{64}( \(findings reused|"|\n)`), `sha256:<reuse key>$1`},
+	{regexp.MustCompile(`mode (fdpass|instream), [0-9]+ in flight[^"\n]*`), `mode <mode>`},
 	{regexp.MustCompile(`"detail": "[0-9]+ files, [^"]*"`), `"detail": "<files>"`},
 }
 
@@ -94,10 +98,11 @@ func TestScanUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"scan"}, "usage: assetscan scan"},
-		{[]string{"scan", "--format", "xml", "x.zip"}, "--format must be table or json"},
+		{[]string{"scan", "--format", "xml", "x.zip"}, "--format must be one of"},
 		{[]string{"scan", "--kind", "rpm", "x.zip"}, "--kind must be package"},
 		{[]string{"scan", "--clamd", "localhost:3310", "../../testdata/packages/clean-app.zip"}, "clamd address"},
 		{[]string{"scan", "no-such-file.zip"}, "no such file"},
+		{[]string{"scan", "--name", "x.zip", "../../testdata/packages/clean-app.zip", "../../testdata/packages/lodash-app.zip"}, "one asset only"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

@@ -31,7 +31,7 @@ import (
 	"github.com/assetscan/assetscan/policies"
 	"github.com/assetscan/assetscan/queue"
 	"github.com/assetscan/assetscan/reeval"
-	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scan"
 	"github.com/assetscan/assetscan/storage"
 )
 
@@ -144,7 +144,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancelWorker()
 	if *embedded {
 		eng, err := openEngines(ctx, engineConfig{DBDir: cfg.DBDir, Clamd: cfg.Clamd,
-			PrivateDir: filepath.Join(demo.dir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency,
+			PrivateDir: filepath.Join(demo.dir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency, ClamdMode: cfg.ClamdMode, ClamdConf: cfg.ClamdConf,
 			CanaryInterval: cfg.CanaryInterval, Log: log})
 		if err != nil {
 			return err
@@ -213,7 +213,7 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
 	eng, err := openEngines(ctx, engineConfig{DBDir: cfg.DBDir, Clamd: cfg.Clamd, NoPrivateClamd: true,
-		PrivateDir: filepath.Join(cfg.WorkDir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency,
+		PrivateDir: filepath.Join(cfg.WorkDir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency, ClamdMode: cfg.ClamdMode, ClamdConf: cfg.ClamdConf,
 		CanaryInterval: cfg.CanaryInterval, Log: log})
 	if err != nil {
 		return err

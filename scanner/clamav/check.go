@@ -223,7 +223,7 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	if t == nil {
 		return scanner.Result{}, errors.New("malware check: nil target")
 	}
-	id, err := k.Identity(ctx)
+	id, err := k.EngineIdentity(ctx)
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("malware check: %w", err)
 	}
@@ -306,7 +306,7 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	}
 	findings = append(findings, srcFindings...)
 
-	after, err := k.Identity(ctx)
+	after, err := k.EngineIdentity(ctx)
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("malware check: after the scan: %w", err)
 	}

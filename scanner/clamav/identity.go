@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/scanner"
 )
 
@@ -103,7 +104,7 @@ func validVersion(v string) bool {
 	return true
 }
 
-// Identity returns what clamd runs now: its VERSION reply parsed, and the
+// EngineIdentity returns what clamd runs now: its VERSION reply parsed, and the
 // digest of the signature directory (CheckConfig.SignatureDir) when one is
 // configured and readable. It costs one VERSION round trip and a stat of
 // every signature file: files are re-hashed only when their name, size,
@@ -111,7 +112,7 @@ func validVersion(v string) bool {
 // A signature directory that cannot be read is not an error: the identity
 // says the signatures are unknown (Known false, Unknown the reason). The
 // error is clamd's (unreachable, time-out, unexpected reply).
-func (k *Check) Identity(ctx context.Context) (Identity, error) {
+func (k *Check) EngineIdentity(ctx context.Context) (Identity, error) {
 	v, err := k.client.Version(ctx)
 	if err != nil {
 		return Identity{}, err
@@ -368,4 +369,25 @@ func parseMaxThreads(stats string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%w: no THREADS max in STATS", ErrProtocol)
+}
+
+// CheckVersion is the version of this check's code (what it sends to
+// clamd, how it reads replies, which files it reads). Bump it whenever a
+// change can make the same input give other findings.
+const CheckVersion = "2"
+
+// Identity implements scanner.Identifier: the verdict records, and reuse
+// keys on, what clamd runs now (EngineIdentity). Signatures the worker
+// cannot see are Unknown, and findings made under them are never reused.
+func (k *Check) Identity(ctx context.Context) (assetscan.Identity, error) {
+	id, err := k.EngineIdentity(ctx)
+	if err != nil {
+		return assetscan.Identity{}, err
+	}
+	out := assetscan.Identity{Check: k.Name(), Version: CheckVersion, Engine: id.Raw,
+		Data: "signatures " + id.SignaturesDigest, Unknown: !id.Known}
+	if !id.Known && id.Unknown != "" {
+		out.Data += " (" + id.Unknown + ")"
+	}
+	return out, nil
 }

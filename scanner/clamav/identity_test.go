@@ -166,7 +166,7 @@ func TestIdentityWhatClamdRuns(t *testing.T) {
 	ctx := ctxTimeout(t, 2*time.Minute)
 
 	k := newCheck(t, c, CheckConfig{SignatureDir: d.SignatureDir()})
-	id, err := k.Identity(ctx)
+	id, err := k.EngineIdentity(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestIdentityWhatClamdRuns(t *testing.T) {
 	if err := c.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	id2, err := k.Identity(ctx)
+	id2, err := k.EngineIdentity(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestIdentityWhatClamdRuns(t *testing.T) {
 	// No directory, or one that cannot be read: unknown, never the
 	// shipped digest.
 	for _, dir := range []string{"", filepath.Join(t.TempDir(), "missing")} {
-		u, err := newCheck(t, c, CheckConfig{SignatureDir: dir}).Identity(ctx)
+		u, err := newCheck(t, c, CheckConfig{SignatureDir: dir}).EngineIdentity(ctx)
 		if err != nil || u.Known || u.SignaturesDigest != SignaturesUnknown || u.Unknown == "" || u.Raw != id.Raw {
 			t.Errorf("identity with SignatureDir %q = %+v, %v; want unknown signatures", dir, u, err)
 		}
@@ -333,7 +333,7 @@ func TestIdentityProveLoaded(t *testing.T) {
 	waitKnown := func() Identity {
 		t.Helper()
 		for {
-			id, err := k.Identity(ctx)
+			id, err := k.EngineIdentity(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
