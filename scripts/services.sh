@@ -47,6 +47,10 @@ ensure_packages() {
   command -v prlimit >/dev/null || missing+=(util-linux)
   command -v unzip >/dev/null || missing+=(unzip)
   command -v mkpasswd >/dev/null || missing+=(whois)
+  command -v zip >/dev/null || missing+=(zip)
+  command -v mkntfs >/dev/null || missing+=(ntfs-3g)          # NTFS (Windows) disk fixtures
+  command -v chromium >/dev/null || missing+=(chromium)        # the HTML report rendered in a browser test
+  command -v jq >/dev/null || missing+=(jq)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
