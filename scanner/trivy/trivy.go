@@ -229,7 +229,8 @@ func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		}
 		return c.e.ScanDir(ctx, t.Root)
 	case assetscan.KindContainerImage:
-		return c.e.ScanImage(ctx, t.Asset)
+		res, err := c.e.ScanImage(ctx, t.Asset)
+		return c.e.addWideTextSecretsOfFiles(ctx, t, res, err)
 	case assetscan.KindVMImage:
 		return c.e.ScanVM(ctx, t.Asset, t.DiskNames)
 	default:
@@ -370,7 +371,11 @@ func (e *Engine) ScanDir(ctx context.Context, root string) (scanner.Result, erro
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("trivy artifact: %w", err)
 	}
-	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })
+	res, err := e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })
+	if err != nil {
+		return res, err
+	}
+	return e.addWideTextSecrets(ctx, root, res)
 }
 
 // backend is trivy's local scan service over cache c: it applies the
