@@ -23,6 +23,10 @@ type File struct {
 	Size int64
 	// Layer is the image layer the file came from (container images only).
 	Layer string
+	// Container is true for a zip-based package file (jar, whl, ...) kept
+	// whole for the vulnerability analyzers although its members were
+	// also extracted (under Path + "!/") and are listed as files too.
+	Container bool
 }
 
 // Target is what the checks look at. Checks must treat everything under it

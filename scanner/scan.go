@@ -190,7 +190,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 		f.Findings = append(f.Findings, res.Findings...)
 		for _, af := range res.Files {
-			t.Files = append(t.Files, File{Path: af.Path, DiskPath: af.DiskPath, Size: af.Size})
+			t.Files = append(t.Files, File{Path: af.Path, DiskPath: af.DiskPath, Size: af.Size, Container: af.Container})
 		}
 		if archive.SkippedContent(res.Findings) {
 			// Members we could not unpack (unsupported method, encrypted,
@@ -200,7 +200,8 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
 			Detail:   fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes),
-			Identity: &assetscan.Identity{Check: assetscan.CheckArchive, Version: archive.Version}})
+			Identity: &assetscan.Identity{Check: assetscan.CheckArchive, Version: archive.Version},
+			Coverage: extractionCoverage(res)})
 		s.progress("extracted %d files, %d bytes", len(res.Files), res.ExpandedBytes)
 		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
 			"findings", len(res.Findings), "duration", time.Since(start))
@@ -346,6 +347,24 @@ func (s *Scanner) progress(format string, a ...any) {
 	if s.Progress != nil {
 		s.Progress(fmt.Sprintf(format, a...))
 	}
+}
+
+// extractionCoverage is the archive check's coverage: the files and bytes
+// written for the other checks, and what extraction could not examine
+// (encrypted or unsupported members, corrupt or bomb-stopped archives,
+// bytes of the package not accounted for).
+func extractionCoverage(res *archive.Result) *assetscan.Coverage {
+	c := &assetscan.Coverage{Files: int64(len(res.Files)), Bytes: res.ExpandedBytes}
+	for _, u := range res.Coverage.Unexamined {
+		c.Add(assetscan.NotExamined{Path: archive.DisplayPath(u.Path), Reason: u.Rule + ": " + u.Reason})
+	}
+	if extra := res.Coverage.UnexaminedCount - len(res.Coverage.Unexamined); extra > 0 {
+		c.NotExaminedCount += extra
+	}
+	if gap := res.Coverage.InputBytes - res.Coverage.AccountedBytes; gap > 0 && c.NotExaminedCount == 0 {
+		c.Add(assetscan.NotExamined{Path: "", Bytes: gap, Reason: fmt.Sprintf("%d bytes of the package were not accounted for by its entries", gap)})
+	}
+	return c
 }
 
 // scrub removes the worker's work dir from a message shown to sellers.
