@@ -329,7 +329,13 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	if !id.Known {
 		detail += "; signatures unknown: " + id.Unknown
 	}
-	return scanner.Result{Findings: findings, Detail: detail, Engines: engines}, nil
+	cov := &assetscan.Coverage{Files: int64(len(t.Files)) + int64(srcFiles), Bytes: fileBytes + srcBytes}
+	for _, f := range findings {
+		if f.Rule == RuleUnscannable {
+			cov.Add(assetscan.NotExamined{Path: f.Path, Reason: f.Message})
+		}
+	}
+	return scanner.Result{Findings: findings, Detail: detail, Engines: engines, Coverage: cov}, nil
 }
 
 // concurrency resolves CheckConfig.Concurrency, and says where it came from.
