@@ -211,6 +211,10 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.WorkDir, 0o750); err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
+	// Policies are durable in the reports bucket; the worker reads them.
+	if err := obj.EnsureBucket(ctx, cfg.ReportsBucket); err != nil {
+		return fmt.Errorf("reports bucket %q: %w", cfg.ReportsBucket, err)
+	}
 	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
 	eng, err := openEngines(ctx, engineConfig{DBDir: cfg.DBDir, Clamd: cfg.Clamd, NoPrivateClamd: true,
 		PrivateDir: filepath.Join(cfg.WorkDir, "engines"), ClamdConcurrency: cfg.ClamdConcurrency, ClamdMode: cfg.ClamdMode, ClamdConf: cfg.ClamdConf,
@@ -223,7 +227,7 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	return runWorker(ctx, &cfg, rdb, obj, store, eng, reg, log)
 }
 
-// runWorker runs the asynq server and the reaper until ctx ends, then shuts
+// runWorker runs the asynq server and the sweeper until ctx ends, then shuts
 // down gracefully: running scans get ShutdownTimeout to finish, then are
 // handed back to the queue.
 func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClient, obj *storage.Objects,
