@@ -69,9 +69,10 @@ type ExportStats struct {
 //
 // Everything else (the distribution's own /usr, /lib, /bin, /boot beyond
 // the above) is read by the malware check only. Files over 256 MiB are
-// never copied.
+// never copied, nor is etc/hostname (trivy would name its results after
+// the image's own hostname).
 func Wanted(p string, size int64, mode fs.FileMode) bool {
-	if size < 0 || size > maxExportFile {
+	if size < 0 || size > maxExportFile || p == "etc/hostname" {
 		return false
 	}
 	base := path.Base(p)

@@ -106,6 +106,7 @@ func TestWanted(t *testing.T) {
 		{"home/u/.ssh/id_ed25519", 400, 0o600, true},
 		{"usr/share/x/server.key", 400, 0o644, true},
 		{"etc/big.conf", 2 << 20, 0o644, false},
+		{"etc/hostname", 10, 0o644, false},
 		{"var/cache/apt/pkgcache.bin", 100, 0o644, false},
 		{"opt/huge.jar", 300 << 20, 0o644, false},
 	} {
