@@ -45,7 +45,6 @@ import (
 	"github.com/aquasecurity/trivy/pkg/fanal/artifact"
 	imageart "github.com/aquasecurity/trivy/pkg/fanal/artifact/image"
 	localart "github.com/aquasecurity/trivy/pkg/fanal/artifact/local"
-	vmart "github.com/aquasecurity/trivy/pkg/fanal/artifact/vm"
 	fimage "github.com/aquasecurity/trivy/pkg/fanal/image"
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
 	"github.com/aquasecurity/trivy/pkg/fanal/walker"
@@ -96,11 +95,6 @@ type Engine struct {
 	dbRef assetscan.DBRef
 	// buildMu serialises artifact construction (a measured data race).
 	buildMu sync.Mutex
-	// vmMu serialises VM scans: trivy's list of permitted GPT partition
-	// names is a package variable its walker reads during the scan, and
-	// VM scans widen it (see ScanVM).
-	vmMu      sync.Mutex
-	diskNames map[string]bool
 
 	secretConfig string
 }
@@ -232,7 +226,11 @@ func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		res, err := c.e.ScanImage(ctx, t.Asset)
 		return c.e.addWideTextSecretsOfFiles(ctx, t, res, err)
 	case assetscan.KindVMImage:
-		return c.e.ScanVM(ctx, t.Asset, t.DiskNames)
+		// diskimage read the disk once and copied what trivy reads to t.Root.
+		if t.Root == "" {
+			return scanner.Result{}, errors.New("trivy: VM image target has no exported root")
+		}
+		return c.e.ScanRootFS(ctx, t.Root)
 	default:
 		return scanner.Result{}, fmt.Errorf("trivy: kind %q not supported", t.Kind)
 	}
@@ -254,38 +252,6 @@ func (e *Engine) ScanImage(ctx context.Context, archivePath string) (scanner.Res
 	e.buildMu.Unlock()
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("trivy image artifact: %w", err)
-	}
-	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })
-}
-
-// ScanVM scans a raw disk or monolithicSparse VMDK (convert other formats
-// first). trivy's VM walker silently skips GPT partitions whose name is not
-// in its permitted list; the names the caller found on this disk are added
-// to that list first, so no readable partition is skipped.
-func (e *Engine) ScanVM(ctx context.Context, diskPath string, partNames []string) (scanner.Result, error) {
-	e.vmMu.Lock()
-	defer e.vmMu.Unlock()
-	if e.diskNames == nil {
-		e.diskNames = map[string]bool{}
-	}
-	var add []string
-	for _, n := range partNames {
-		if n != "" && len(n) <= 72 && !e.diskNames[n] && len(e.diskNames) < 10000 {
-			e.diskNames[n] = true
-			add = append(add, n)
-		}
-	}
-	if len(add) > 0 {
-		walker.AppendPermitDiskName(add...)
-	}
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
-	c := cache.NewMemoryCache()
-	e.buildMu.Lock()
-	art, err := vmart.NewArtifact(diskPath, c, walker.NewVM(), e.artifactOption())
-	e.buildMu.Unlock()
-	if err != nil {
-		return scanner.Result{}, fmt.Errorf("trivy vm artifact: %w", err)
 	}
 	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })
 }
