@@ -121,11 +121,11 @@ func trivyBinary(head []byte) bool {
 	return err == nil && bin
 }
 
-// dir runs w.file over every regular file under root, named as trivy names
-// them when it scans root's parent (ScanDir): "<base of root>/<path>".
+// dir runs w.file over every regular file under root, named prefix + its
+// slash path under root (as trivy names them when it scans an artifact
+// rooted at root, prefix "", or at root's parent, prefix "<base>/").
 // Symbolic links are not followed.
-func (w *wideText) dir(ctx context.Context, root string) error {
-	base := filepath.Base(root)
+func (w *wideText) dir(ctx context.Context, root, prefix string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("wide text: walk: %w", err)
@@ -143,7 +143,7 @@ func (w *wideText) dir(ctx context.Context, root string) error {
 		if err != nil {
 			return fmt.Errorf("wide text: %w", err)
 		}
-		return w.open(ctx, base+"/"+filepath.ToSlash(rel), "", p)
+		return w.open(ctx, prefix+filepath.ToSlash(rel), "", p)
 	})
 }
 
@@ -221,17 +221,27 @@ func (w *wideText) detail(res scanner.Result) scanner.Result {
 }
 
 // addWideTextSecrets adds to res the secrets in the UTF-16/32 text files
-// of the package extracted at root (see ScanDir).
+// (and text files trivy took for binaries) of the package extracted at root
+// (see ScanDir).
 func (e *Engine) addWideTextSecrets(ctx context.Context, root string, res scanner.Result) (scanner.Result, error) {
+	prefix := filepath.Base(root) + "/"
+	return e.addWideTextSecretsUnder(ctx, root, prefix, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) }, res)
+}
+
+// addWideTextSecretsUnder adds to res (the result of trivy's scan of an
+// artifact over dir) the secrets in the UTF-16/32 text files under dir,
+// and in the text files trivy took for binaries. Files are named prefix +
+// their slash path under dir, as trivy named them in that scan, and rel
+// turns a name into the reported path (the rel that scan's convert used).
+func (e *Engine) addWideTextSecretsUnder(ctx context.Context, dir, prefix string, rel func(string) string, res scanner.Result) (scanner.Result, error) {
 	if e.cfg.NoSecrets {
 		return res, nil
 	}
 	w := &wideText{e: e}
-	if err := w.dir(ctx, root); err != nil {
+	if err := w.dir(ctx, dir, prefix); err != nil {
 		return scanner.Result{}, fmt.Errorf("trivy secrets: %w", err)
 	}
-	prefix := filepath.Base(root) + "/"
-	return w.detail(w.merge(res, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), prefix) })), nil
+	return w.detail(w.merge(res, rel)), nil
 }
 
 // addWideTextSecretsOfFiles adds to res (an image scan's result) the
