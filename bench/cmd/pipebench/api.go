@@ -251,7 +251,7 @@ func readExpected(path string) (map[string]string, []string, error) {
 // to -bucket as -key-prefix + its file name) through the API as fast as it can, waits
 // for every verdict and reports throughput, CPU of -pids over the run and
 // the verdicts against the expected ones. Wall time runs from the first
-// submission to the last verdict's completed_at.
+// submission to the last verdict's "scan done" log line (-logs).
 func cmdBatch(ctx context.Context, args []string) (any, error) {
 	fs := flag.NewFlagSet("batch", flag.ContinueOnError)
 	api := fs.String("api", "", "API base URL")
@@ -261,6 +261,7 @@ func cmdBatch(ctx context.Context, args []string) (any, error) {
 	prefix := fs.String("asset-prefix", "bench", "asset id prefix (a new prefix makes new scans)")
 	keyPrefix := fs.String("key-prefix", "", "prefix of the object keys (as uploaded)")
 	pidList := fs.String("pids", "", "name=pid,... whose CPU time is summed")
+	logs := fs.String("logs", "", "worker log files (comma-separated): the end is the last \"scan done\" line")
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -330,12 +331,28 @@ func cmdBatch(ctx context.Context, args []string) (any, error) {
 		}
 	}
 	cpu1 := ps.cpu()
-	var last time.Time
+	// The end is the last verdict's "scan done" log line (the verdict's
+	// completed_at is stamped when the scan begins); without logs, when
+	// polling saw the last verdict.
+	last := time.Now()
+	if *logs != "" {
+		done, err := logTimes(strings.Split(*logs, ","), "scan done")
+		if err != nil {
+			return nil, err
+		}
+		last = time.Time{}
+		for _, id := range ids {
+			t, ok := done[id]
+			if !ok {
+				return nil, fmt.Errorf("scan %s: no \"scan done\" line in %s", id, *logs)
+			}
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
 	res := batchResult{Packages: len(names)}
 	for i, v := range verdicts {
-		if v.CompletedAt.After(last) {
-			last = v.CompletedAt
-		}
 		switch v.Verdict {
 		case assetscan.Pass:
 			res.Pass++
@@ -668,7 +685,7 @@ func cmdLarge(ctx context.Context, args []string) (any, error) {
 	end := time.Now()
 	samples = append(samples, sample{t: end, cpu: ps.cpu()})
 	res.Verdict, res.Reason = v.Verdict, v.Reason
-	res.WallS = round(v.CompletedAt.Sub(t0).Seconds(), 1)
+	res.WallS = round(end.Sub(t0).Seconds(), 1)
 	res.PeakRSS = vmHWM(workerPID)
 	res.CPUByProc, res.CPUS = cpuDelta(samples[0].cpu, samples[len(samples)-1].cpu)
 	gb := float64(res.Bytes) / 1e9
@@ -702,6 +719,9 @@ func cmdLarge(ctx context.Context, args []string) (any, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if !scanDone.IsZero() {
+		res.WallS = round(scanDone.Sub(t0).Seconds(), 1)
 	}
 	res.Stages = map[string]stage{}
 	window := func(name string, from, to time.Time) {

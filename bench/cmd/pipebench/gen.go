@@ -34,30 +34,32 @@ const lockTemplate = `{
 }
 `
 
-// smallPackage returns the files of small package i: an npm app with its
+// smallPackage returns the files of small package i of set set: an npm app with its
 // lock file (lodash 4.17.11, vulnerable, when i is even; 4.17.21 when odd),
 // 20 source files, Python dist-info and requirements, a jar with
 // pom.properties, a Go module, and one or two 256 KiB random blobs. Only
-// the vulnerable lodash fails under the default policy.
-func smallPackage(i int, rnd *rand.Rand) map[string][]byte {
+// the vulnerable lodash fails under the default policy. Every file of one
+// set differs from every file of another (clamd caches the verdicts of
+// files it has seen by their hash: each contender gets its own set).
+func smallPackage(set, i int, rnd *rand.Rand) map[string][]byte {
 	lodash := "4.17.21"
 	if i%2 == 0 {
 		lodash = "4.17.11"
 	}
 	files := map[string][]byte{
-		"app/package.json":      fmt.Appendf(nil, `{"name":"app-%d","version":"1.0.0","dependencies":{"lodash":"%s"}}`+"\n", i, lodash),
-		"app/package-lock.json": fmt.Appendf(nil, lockTemplate, i, lodash),
-		"app/requirements.txt":  []byte("requests==2.32.3\nidna==3.7\n"),
-		"app/venv/lib/python3.11/site-packages/requests-2.32.3.dist-info/METADATA": []byte(
-			"Metadata-Version: 2.1\nName: requests\nVersion: 2.32.3\nSummary: Python HTTP for Humans.\nLicense: Apache 2.0\n"),
-		"app/lib/app-util-1.0.0.jar": jarBytes("com.example", "app-util", "1.0.0"),
-		"app/go/go.mod":              []byte("module example.com/app\n\ngo 1.22\n\nrequire golang.org/x/text v0.14.0\n"),
+		"app/package.json":      fmt.Appendf(nil, `{"name":"app-%d-%d","version":"1.0.0","dependencies":{"lodash":"%s"}}`+"\n", set, i, lodash),
+		"app/package-lock.json": fmt.Appendf(nil, lockTemplate, set*100000+i, lodash),
+		"app/requirements.txt":  fmt.Appendf(nil, "# set %d app %d\nrequests==2.32.3\nidna==3.7\n", set, i),
+		"app/venv/lib/python3.11/site-packages/requests-2.32.3.dist-info/METADATA": fmt.Appendf(nil,
+			"Metadata-Version: 2.1\nName: requests\nVersion: 2.32.3\nSummary: Python HTTP for Humans (set %d app %d).\nLicense: Apache 2.0\n", set, i),
+		"app/lib/app-util-1.0.0.jar": jarBytes("com.example", "app-util", "1.0.0", fmt.Sprintf("%d-%d", set, i)),
+		"app/go/go.mod":              fmt.Appendf(nil, "module example.com/app%d/m%d\n\ngo 1.22\n\nrequire golang.org/x/text v0.14.0\n", set, i),
 		"app/go/go.sum": []byte("golang.org/x/text v0.14.0 h1:ScX5w1eTa3QqT8oi6+ziP7dTV1S2+ALU0bI+0zXKWiQ=\n" +
 			"golang.org/x/text v0.14.0/go.mod h1:18ZOQIKpY8NJVqYksKHtTdi31H5itFRjB5/qKTNYzSU=\n"),
 	}
 	for j := range 20 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "// module %d of app %d\n'use strict';\nconst _ = require('lodash');\n", j, i)
+		fmt.Fprintf(&b, "// module %d of app %d of set %d\n'use strict';\nconst _ = require('lodash');\n", j, i, set)
 		for k := range 40 {
 			fmt.Fprintf(&b, "function f%d_%d(xs) { return _.map(xs, (x) => x * %d + %d); }\n", j, k, rnd.IntN(1000), k)
 		}
@@ -70,11 +72,11 @@ func smallPackage(i int, rnd *rand.Rand) map[string][]byte {
 	return files
 }
 
-func jarBytes(group, artifact, version string) []byte {
+func jarBytes(group, artifact, version, build string) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range []struct{ name, body string }{
-		{"META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n"},
+		{"META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nImplementation-Build: " + build + "\r\n\r\n"},
 		{fmt.Sprintf("META-INF/maven/%s/%s/pom.properties", group, artifact), fmt.Sprintf("groupId=%s\nartifactId=%s\nversion=%s\n", group, artifact, version)},
 		{"com/example/Main.class", "\xca\xfe\xba\xbe\x00\x00\x00\x34"},
 	} {
@@ -167,6 +169,7 @@ func cmdGenSmall(_ context.Context, args []string) (any, error) {
 	dir := fs.String("dir", "", "output directory")
 	expected := fs.String("expected", "", "expected verdicts file to write (outside -dir)")
 	n := fs.Int("n", 100, "packages")
+	set := fs.Int("set", 1, "set number: sets share no file content")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -176,11 +179,11 @@ func cmdGenSmall(_ context.Context, args []string) (any, error) {
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return nil, err
 	}
-	rnd := rand.New(rand.NewPCG(1, 2))
+	rnd := rand.New(rand.NewPCG(1, uint64(*set)))
 	var res genResult
 	var exp strings.Builder
 	for i := range *n {
-		files := smallPackage(i, rnd)
+		files := smallPackage(*set, i, rnd)
 		name := fmt.Sprintf("app-%03d.tar.gz", i)
 		write := writeTarGz
 		if i%4 == 3 {
@@ -223,6 +226,7 @@ func cmdGenLarge(_ context.Context, args []string) (any, error) {
 	fs := flag.NewFlagSet("gen-large", flag.ContinueOnError)
 	out := fs.String("out", "", "output .tar")
 	size := fs.Int64("bytes", 1<<30, "approximate size in bytes")
+	seed := fs.Uint64("seed", 4, "random seed (another seed: other bytes)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -236,7 +240,7 @@ func cmdGenLarge(_ context.Context, args []string) (any, error) {
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	tw := tar.NewWriter(bw)
-	rnd := rand.New(rand.NewPCG(3, 4))
+	rnd := rand.New(rand.NewPCG(3, *seed))
 	mt := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var g largeGen
 	put := func(name string, body []byte) error {

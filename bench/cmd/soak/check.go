@@ -111,11 +111,16 @@ type summary struct {
 	MultiWrite, BadRevision   int
 	Mismatch                  int
 	WorkDirsLeft, WorkerKills int
-	RedisRestarts             int
-	MinIORestarts             int
-	Wall                      time.Duration
-	ErrorReasons              map[string]int
-	Examples                  []string // scan ids and what broke, at most a few per invariant
+	// MidScanKills: kills that left a work dir behind (the worker was
+	// scanning); KilledWorkDirs: how many such dirs in all.
+	MidScanKills, KilledWorkDirs int
+	// WorkerExits: workers that exited by themselves and were restarted.
+	WorkerExits   int
+	RedisRestarts int
+	MinIORestarts int
+	Wall          time.Duration
+	ErrorReasons  map[string]int
+	Examples      []string // scan ids and what broke, at most a few per invariant
 }
 
 // tally counts the results; notSubmitted is the number of packages the
@@ -202,6 +207,7 @@ func (s summary) print(w io.Writer) {
 		{"eicar", s.EICAR}, {"eicar_pass", s.EICARPass},
 		{"multi_write", s.MultiWrite}, {"bad_revision", s.BadRevision}, {"api_s3_mismatch", s.Mismatch},
 		{"workdirs_left", s.WorkDirsLeft}, {"worker_kills", s.WorkerKills},
+		{"midscan_kills", s.MidScanKills}, {"killed_workdirs", s.KilledWorkDirs}, {"worker_exits", s.WorkerExits},
 		{"redis_restarts", s.RedisRestarts}, {"minio_restarts", s.MinIORestarts},
 		{"wall_time", s.Wall.Round(time.Second)},
 	} {
@@ -234,6 +240,9 @@ func cmdReport(ctx context.Context, args []string, stdout io.Writer) error {
 	var s summary
 	fs.IntVar(&s.WorkDirsLeft, "workdirs-left", 0, "work dirs found after the final worker start/stop")
 	fs.IntVar(&s.WorkerKills, "worker-kills", 0, "workers SIGKILLed by the chaos loop")
+	fs.IntVar(&s.MidScanKills, "midscan-kills", 0, "kills that left a work dir (the worker was scanning)")
+	fs.IntVar(&s.KilledWorkDirs, "killed-workdirs", 0, "work dirs the kills left behind")
+	fs.IntVar(&s.WorkerExits, "worker-exits", 0, "workers that exited by themselves and were restarted")
 	fs.IntVar(&s.RedisRestarts, "redis-restarts", 0, "Redis restarts by the chaos loop")
 	fs.IntVar(&s.MinIORestarts, "minio-restarts", 0, "MinIO restarts by the chaos loop")
 	fs.DurationVar(&s.Wall, "wall", 0, "wall time of the soak")
@@ -269,10 +278,10 @@ func cmdReport(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		results = append(results, r)
 	}
-	wall := s.Wall
 	extra := s
 	s = tally(results, notSubmitted)
-	s.WorkDirsLeft, s.WorkerKills, s.RedisRestarts, s.MinIORestarts, s.Wall = extra.WorkDirsLeft, extra.WorkerKills, extra.RedisRestarts, extra.MinIORestarts, wall
+	s.WorkDirsLeft, s.WorkerKills, s.MidScanKills, s.KilledWorkDirs = extra.WorkDirsLeft, extra.WorkerKills, extra.MidScanKills, extra.KilledWorkDirs
+	s.WorkerExits, s.RedisRestarts, s.MinIORestarts, s.Wall = extra.WorkerExits, extra.RedisRestarts, extra.MinIORestarts, extra.Wall
 	s.print(stdout)
 	if v := s.violations(); len(v) > 0 {
 		return &invariantError{broken: v}
