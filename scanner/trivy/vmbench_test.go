@@ -93,6 +93,7 @@ func BenchmarkVMImageScan(b *testing.B) {
 				b.Fatal(err)
 			}
 			nf, nb := drain(d)
+			walker.AppendPermitDiskName("root") // as the removed ScanVM did with the disk's GPT names
 			testEngine.dbMu.RLock()
 			c := cache.NewMemoryCache()
 			art, err := vmart.NewArtifact(disk, c, walker.NewVM(), testEngine.artifactOption())
