@@ -254,14 +254,14 @@ chaos_pid=$!
 # running scans alike.
 pace_ms=$(( kills * interval * 1000 / scans ))
 "$client" submit -api "$api" -token "$dir/token" -uploads soak-uploads -n "$scans" -eicar-every 10 \
-  -interval "${pace_ms}ms" -manifest "$dir/manifest.jsonl" 2>&1 | sed 's/^/  /' >&2
+  -interval "${pace_ms}ms" -manifest "$dir/manifest.jsonl" 2>&1 | sed -u 's/^/  /' >&2
 wait "$chaos_pid" || true
 chaos_pid=
 read -r n_kills n_redis n_minio n_mid n_left <"$dir/chaos"
 log "chaos over: $n_kills worker kills ($n_mid mid-scan, leaving $n_left work dirs), $n_redis Redis restarts, $n_minio MinIO restarts, $(cat "$dir/exits") worker exits restarted"
 [ -f "$dir/chaos.failed" ] && { log "a service did not come back"; exit 2; }
 
-"$client" wait -api "$api" -token "$dir/token" -manifest "$dir/manifest.jsonl" -timeout "${wait_s}s" 2>&1 | sed 's/^/  /' >&2
+"$client" wait -api "$api" -token "$dir/token" -manifest "$dir/manifest.jsonl" -timeout "${wait_s}s" 2>&1 | sed -u 's/^/  /' >&2
 
 # ---- work dirs --------------------------------------------------------------
 count_workdirs() {

@@ -105,8 +105,11 @@ type scanResult struct {
 
 // summary is the soak's outcome; the fields printed are its counts.
 type summary struct {
-	Submitted, NotSubmitted   int
-	Pass, Fail, Error, Lost   int
+	Submitted, NotSubmitted int
+	Pass, Fail, Error, Lost int
+	// NotDone: scans whose verdict of record is stored but the API still
+	// answers queued or running (Lost: no verdict of record at all).
+	NotDone                   int
 	EICAR, EICARPass          int
 	MultiWrite, BadRevision   int
 	Mismatch                  int
@@ -139,9 +142,13 @@ func tally(results []scanResult, notSubmitted int) summary {
 			s.EICAR++
 		}
 		done := r.APICode == http.StatusOK && r.API.Status == "done"
-		if !done || !r.StoredOK {
+		switch {
+		case !r.StoredOK:
 			s.Lost++
-			example("lost", r.ScanID, fmt.Sprintf("api %d status %q, verdict of record stored: %v", r.APICode, r.API.Status, r.StoredOK))
+			example("lost", r.ScanID, fmt.Sprintf("no verdicts/%s.json; api %d status %q", r.ScanID, r.APICode, r.API.Status))
+		case !done:
+			s.NotDone++
+			example("not-done", r.ScanID, fmt.Sprintf("verdicts/%s.json holds %q but the api answers %d status %q", r.ScanID, r.Stored.Verdict, r.APICode, r.API.Status))
 		}
 		if done {
 			switch r.API.Verdict {
@@ -183,6 +190,7 @@ func (s summary) violations() []string {
 	}{
 		{s.NotSubmitted, "packages never accepted by the API"},
 		{s.Lost, "scans without a recorded verdict"},
+		{s.NotDone, "scans whose verdict is stored but the API does not answer done"},
 		{s.EICARPass, "EICAR packages passed"},
 		{s.MultiWrite, "scans whose verdict was written more than once"},
 		{s.BadRevision, "scans whose verdict is not revision 1"},
@@ -203,7 +211,7 @@ func (s summary) print(w io.Writer) {
 		v any
 	}{
 		{"submitted", s.Submitted}, {"not_submitted", s.NotSubmitted},
-		{"pass", s.Pass}, {"fail", s.Fail}, {"error", s.Error}, {"lost", s.Lost},
+		{"pass", s.Pass}, {"fail", s.Fail}, {"error", s.Error}, {"lost", s.Lost}, {"not_done", s.NotDone},
 		{"eicar", s.EICAR}, {"eicar_pass", s.EICARPass},
 		{"multi_write", s.MultiWrite}, {"bad_revision", s.BadRevision}, {"api_s3_mismatch", s.Mismatch},
 		{"workdirs_left", s.WorkDirsLeft}, {"worker_kills", s.WorkerKills},

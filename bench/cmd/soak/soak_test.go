@@ -31,8 +31,13 @@ func TestTally(t *testing.T) {
 		{name: "eicar fail", eicar: true},
 		{name: "eicar pass", eicar: true, mutate: func(r *scanResult) { r.API.Verdict, r.Stored.Verdict = "pass", "pass" },
 			want: "EICAR packages passed"},
-		{name: "still queued", mutate: func(r *scanResult) { r.API = apiScan{Status: "queued"} }, want: "without a recorded verdict"},
-		{name: "not found", mutate: func(r *scanResult) { r.API, r.APICode = apiScan{}, http.StatusNotFound }, want: "without a recorded verdict"},
+		{name: "still queued", mutate: func(r *scanResult) {
+			r.API, r.Stored, r.StoredOK, r.Writes, r.Revisions = apiScan{Status: "queued"}, apiScan{}, false, 0, nil
+		}, want: "without a recorded verdict"},
+		{name: "running with a stored verdict", mutate: func(r *scanResult) { r.API = apiScan{Status: "running"} },
+			want: "stored but the API does not answer done"},
+		{name: "not found with a stored verdict", mutate: func(r *scanResult) { r.API, r.APICode = apiScan{}, http.StatusNotFound },
+			want: "stored but the API does not answer done"},
 		{name: "no verdict object", mutate: func(r *scanResult) { r.Stored, r.StoredOK, r.Writes, r.Revisions = apiScan{}, false, 0, nil },
 			want: "without a recorded verdict"},
 		{name: "written twice", mutate: func(r *scanResult) { r.Writes = 2 }, want: "written more than once"},
