@@ -1,6 +1,7 @@
 package diskimage
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"os/exec"
@@ -9,7 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/archive"
 	"github.com/assetscan/assetscan/diskimage/disktest"
+	"github.com/assetscan/assetscan/scanner"
+	"github.com/assetscan/assetscan/scanner/accounts"
 )
 
 // debugfs runs debugfs on img (read-only unless write).
@@ -171,4 +176,34 @@ func FuzzInlineData(f *testing.F) {
 			t.Fatalf("%d bytes for size %d from a %d-byte inode", len(b), size, len(raw))
 		}
 	})
+}
+
+// Issue 11 item 2: a root with a preset, weak password whose /etc/shadow
+// is stored inline is named by the account check (it read nothing before).
+func TestInlineShadowAccounts(t *testing.T) {
+	files := disktest.MinimalDebianRoot()
+	files["etc/shadow"] = "root:$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/:19800:0:99999:7:::\n" +
+		"debian:!:19800:0:99999:7:::\n"
+	img := disktest.Ext4(t, "", files, "16M", "-O", "inline_data", "-I", "512")
+	if out := debugfs(t, img, false, "stat /etc/shadow"); !strings.Contains(out, "Size of inline data") {
+		t.Fatalf("/etc/shadow is not inline:\n%s", out)
+	}
+	tg := &scanner.Target{Kind: assetscan.KindVMImage, WorkDir: t.TempDir()}
+	defer func() {
+		for _, c := range tg.Cleanup {
+			c()
+		}
+	}()
+	if fl, err := (Preparer{}).Prepare(context.Background(), img, tg, archive.Limits{}); err != nil || len(fl) != 0 {
+		t.Fatalf("Prepare: %v %+v", err, fl)
+	}
+	res, err := accounts.Check{}.Run(context.Background(), tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{accounts.RulePresetPassword, accounts.RuleWeakPassword} {
+		if !hasRule(res.Findings, r, "etc/shadow", "") {
+			t.Errorf("no %s: %+v", r, res.Findings)
+		}
+	}
 }
