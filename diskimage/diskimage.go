@@ -34,6 +34,17 @@
 //     symlinks are resolved here, confined to the file system, with a hop
 //     limit; walks are bounded in entries and depth; files claiming more
 //     bytes than their file system are not read.
+//   - Partition tables: GPT, MBR with extended/logical partitions (every
+//     EBR inside the extended partition and the disk, each visited once).
+//     ext4 inline_data is read from the inode (i_block and system.data,
+//     bounded by the inode); a directory reached twice (a cycle) is a
+//     finding and is not walked again. NTFS is read by
+//     www.velocidex.com/golang/go-ntfs under the same recover() and
+//     budgets; a Windows installation counts as an OS root.
+//   - The disk's content is read once: OpenWith's walk copies the files
+//     package and secret scanners need (Wanted) into a directory of the
+//     work dir, through an os.Root, and Source streams those from the
+//     copies (BytesRead counts the image bytes read).
 //
 // Findings (check [assetscan.CheckFormat]) describe what could not be read;
 // they never decide pass or fail, but every rule here means that some
