@@ -52,6 +52,22 @@ func Tool(t testing.TB, name string) string {
 	return ""
 }
 
+// haveTool reports whether an external tool is installed.
+func haveTool(name string) bool { return toolPath(name) != name }
+
+// toolPath is the path of an installed tool (name itself when not found).
+func toolPath(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if p := filepath.Join(dir, name); isExec(p) {
+			return p
+		}
+	}
+	return name
+}
+
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
@@ -496,6 +512,11 @@ func WithLogical(t testing.TB, fsImage string) string {
 // missing or the mount is refused.
 func NTFS(t testing.TB, dir string, files map[string]string, size string) string {
 	t.Helper()
+	for _, tool := range []string{"mkntfs", "ntfs-3g"} {
+		if !haveTool(tool) {
+			t.Skipf("%s not installed (apt-get install ntfs-3g)", tool)
+		}
+	}
 	img := uniquePath(t, imageDir(t, dir), "ntfs", ".raw")
 	n, err := parseSize(size)
 	if err != nil {
@@ -506,12 +527,26 @@ func NTFS(t testing.TB, dir string, files map[string]string, size string) string
 	}
 	run(t, "mkntfs", "-F", "-f", "-q", "-L", "win", img)
 	mnt := t.TempDir()
-	mount := Tool(t, "ntfs-3g")
-	if out, err := exec.Command(mount, img, mnt).CombinedOutput(); err != nil {
+	if out, err := exec.Command(toolPath("ntfs-3g"), img, mnt).CombinedOutput(); err != nil {
 		t.Skipf("ntfs-3g mount refused (no FUSE?): %v: %s", err, out)
 	}
-	unmount := func() { _ = exec.Command("umount", mnt).Run() }
-	defer unmount()
+	mounted := true
+	unmount := func() error {
+		if !mounted {
+			return nil
+		}
+		out, err := exec.Command(toolPath("umount"), mnt).CombinedOutput()
+		if err != nil {
+			if out2, err2 := exec.Command(toolPath("fusermount"), "-u", mnt).CombinedOutput(); err2 != nil {
+				return fmt.Errorf("%v: %s; fusermount: %v: %s", err, out, err2, out2)
+			}
+		}
+		mounted = false
+		return nil
+	}
+	// Registered after TempDir, so it runs before the mount point is
+	// removed, even when the test fails while the image is mounted.
+	t.Cleanup(func() { _ = unmount() })
 	for name, body := range files {
 		p := filepath.Join(mnt, filepath.FromSlash(name))
 		if strings.HasSuffix(name, "/") {
@@ -527,8 +562,8 @@ func NTFS(t testing.TB, dir string, files map[string]string, size string) string
 			t.Fatal(err)
 		}
 	}
-	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("umount: %v: %s", err, out)
+	if err := unmount(); err != nil {
+		t.Fatalf("umount: %v", err)
 	}
 	return img
 }
