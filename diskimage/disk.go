@@ -29,7 +29,16 @@ type Disk struct {
 	windows bool
 	// creds are the Windows credential findings (check account).
 	creds []assetscan.Finding
+	// walked lists, per file system, the regular files Open's walk found
+	// readable, in walk order, so that Source need not list directories
+	// again; nil when there were more than maxRemembered.
+	walked [][]*entry
 }
+
+// maxRemembered bounds the file entries Open keeps for Source (a few
+// hundred bytes each, with the inode; XFS entries hold the library's
+// inode too); past it Source walks the directories again.
+const maxRemembered = 200_000
 
 // FileSystem is one readable file system of a disk.
 type FileSystem struct {
@@ -176,6 +185,8 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 	// One walk over the names: corruption, loops and absurd counts become
 	// findings now rather than errors in the middle of a check.
 	var winCands []winCandidate
+	remembered := 0
+	d.walked = make([][]*entry, len(d.mnts))
 	for i, s := range d.mnts {
 		prefix := d.prefix(i)
 		where := "partition " + d.fss[i].Name
@@ -210,6 +221,13 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 				}
 				d.files++
 				d.bytes += e.size
+				if d.walked != nil {
+					if remembered++; remembered > maxRemembered {
+						d.walked = nil
+					} else {
+						d.walked[i] = append(d.walked[i], e)
+					}
+				}
 				if d.fss[i].Type == "ntfs" && len(winCands) < maxWinCandidates && windowsCandidate(e.path) {
 					winCands = append(winCands, winCandidate{fs: i, path: e.path, size: e.size})
 				}
@@ -380,28 +398,41 @@ func (s source) Walk(ctx context.Context, fn func(f scanner.File, r io.Reader) e
 	d := s.d
 	for i, m := range d.mnts {
 		prefix := d.prefix(i)
-		w := &walker{
-			ctx: ctx, s: m,
-			visit: func(e *entry) error {
-				if !e.mode.IsRegular() || m.tooBig(e) || d.bad[badKey(i, e.path)] {
-					return nil // reported by Open
-				}
-				if d.exp != nil {
-					if name, ok := d.exp.copies[badKey(i, e.path)]; ok {
-						c, err := d.exp.root.Open(name)
-						if err != nil {
-							return fmt.Errorf("diskimage: %s%s: exported copy: %w", prefix, e.path, err)
-						}
-						defer c.Close()
-						return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: c})
+		visit := func(e *entry) error {
+			if !e.mode.IsRegular() || m.tooBig(e) || d.bad[badKey(i, e.path)] {
+				return nil // reported by Open
+			}
+			if d.exp != nil {
+				if name, ok := d.exp.copies[badKey(i, e.path)]; ok {
+					c, err := d.exp.root.Open(name)
+					if err != nil {
+						return fmt.Errorf("diskimage: %s%s: exported copy: %w", prefix, e.path, err)
 					}
+					defer c.Close()
+					return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: c})
 				}
-				f, err := m.openEntry(e)
-				if err != nil {
-					return fmt.Errorf("diskimage: %s%s: %w", prefix, e.path, err)
+			}
+			f, err := m.openEntry(e)
+			if err != nil {
+				return fmt.Errorf("diskimage: %s%s: %w", prefix, e.path, err)
+			}
+			return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: f})
+		}
+		if d.walked != nil {
+			// The files Open's walk found, in the same order: no directory
+			// or inode is read again.
+			for _, e := range d.walked[i] {
+				if err := ctx.Err(); err != nil {
+					return err
 				}
-				return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: f})
-			},
+				if err := visit(e); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		w := &walker{
+			ctx: ctx, s: m, visit: visit,
 			dirErr: func(dir *entry, err error) error {
 				if d.bad[badKey(i, dir.path)] {
 					return nil

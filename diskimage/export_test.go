@@ -59,6 +59,12 @@ func TestExport(t *testing.T) {
 			_, fileBytes := d.Stats()
 			t.Logf("files %d bytes; read from the image: %d without export, %d with (%d by Open, exported %d files, %d bytes)",
 				fileBytes, plain.BytesRead(), read, afterOpen, st.Files, st.Bytes)
+			// After Open, each file's content is read once and nothing else:
+			// Source streams the exported files from their copies and the
+			// others from the image, without listing a directory again.
+			if read-afterOpen != fileBytes-st.Bytes {
+				t.Errorf("Source read %d bytes of the image, want the %d content bytes not exported", read-afterOpen, fileBytes-st.Bytes)
+			}
 			if read > plain.BytesRead() {
 				t.Errorf("export made the scan read more of the image: %d > %d", read, plain.BytesRead())
 			}

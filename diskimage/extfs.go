@@ -173,7 +173,16 @@ func (x *extFS) entry(name, path string, ino uint64) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &entry{name: name, path: path, ino: ino, mode: fileMode(in.mode), size: in.size, mtime: time.Unix(in.mtime, 0)}, nil
+	return &entry{name: name, path: path, ino: ino, ref: in, mode: fileMode(in.mode), size: in.size, mtime: time.Unix(in.mtime, 0)}, nil
+}
+
+// inodeOf returns e's inode, as read when e was listed (so that a file's
+// inode is read from the disk once per walk), else from the disk.
+func (x *extFS) inodeOf(e *entry) (*extInode, error) {
+	if in, ok := e.ref.(*extInode); ok {
+		return in, nil
+	}
+	return x.inode(e.ino)
 }
 
 func (x *extFS) root() (*entry, error) {
@@ -188,7 +197,7 @@ func (x *extFS) root() (*entry, error) {
 }
 
 func (x *extFS) list(dir *entry) ([]*entry, error) {
-	in, err := x.inode(dir.ino)
+	in, err := x.inodeOf(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +289,7 @@ func (x *extFS) readBlock(b []byte, pb uint64) error {
 }
 
 func (x *extFS) open(f *entry) (io.Reader, error) {
-	in, err := x.inode(f.ino)
+	in, err := x.inodeOf(f)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +310,7 @@ func (x *extFS) open(f *entry) (io.Reader, error) {
 }
 
 func (x *extFS) readlink(l *entry) (string, error) {
-	in, err := x.inode(l.ino)
+	in, err := x.inodeOf(l)
 	if err != nil {
 		return "", err
 	}
