@@ -108,6 +108,13 @@ func TestSecretsInWideText(t *testing.T) {
 			want:  []string{"deploy/settings.ini:7 aws-access-key-id AWS CRITICAL"},
 		},
 		{
+			// Past trivy's 64 KiB streaming chunks (in the view) and
+			// textenc's 4 KiB sniff.
+			name: "long file, key on line 3002", enc: "utf-16le-bom",
+			files: map[string]string{"conf/big.ini": strings.Repeat("; filler line of a long config file\r\n", 3000) + awsCredentials},
+			want:  []string{"conf/big.ini:3002 aws-access-key-id AWS CRITICAL"},
+		},
+		{
 			name: "in node_modules and test dirs", enc: "utf-16be-bom",
 			files: map[string]string{"web/node_modules/x/creds.ini": awsCredentials, "src/test/resources/key.pem": testRSAKey},
 		},
