@@ -296,3 +296,48 @@ func TestTrivyDoesNotReadInsideJars(t *testing.T) {
 	}
 	t.Logf("secrets in a stored jar: %d", stored)
 }
+
+// BenchmarkWideTextPass: the cost of the text pass (sniff every file, read
+// the UTF-16 ones through a view) against the whole ScanDir it is part of,
+// on 2,000 small UTF-8 source files, 20 binaries of 256 KiB and 20 UTF-16
+// files.
+func BenchmarkWideTextPass(b *testing.B) {
+	root := filepath.Join(b.TempDir(), "pkg")
+	write := func(p string, body []byte) {
+		p = filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, body, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	src := []byte(strings.Repeat("func f() int { return 42 } // some source\n", 50))
+	bin := make([]byte, 256<<10)
+	for i := range bin {
+		bin[i] = byte(i * 7 % 251)
+	}
+	wide, _ := unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewEncoder().Bytes([]byte(strings.Repeat("name = value\r\n", 500)))
+	for i := range 2000 {
+		write(fmt.Sprintf("src/d%d/f%d.go", i%40, i), src)
+	}
+	for i := range 20 {
+		write(fmt.Sprintf("bin/b%d.so", i), bin)
+		write(fmt.Sprintf("conf/c%d.ini", i), wide)
+	}
+	ctx := context.Background()
+	b.Run("ScanDir", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := testEngine.ScanDir(ctx, root); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("text pass alone", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := testEngine.addWideTextSecrets(ctx, root, scanner.Result{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
