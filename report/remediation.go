@@ -74,7 +74,6 @@ func rules() map[string]ruleText {
 		"account.cloud_init_password":     {"cloud-init sets a password", "remove the password setting from {path}; let buyers pass credentials as user data"},
 		"account.declared_password_weak":  {"declared initial password too weak", "declare a password of at least 8 characters from at least 2 classes (lower, upper, digit, special), not the account name"},
 		"account.unreadable":              {"account file could not be read", "make {path} a regular, readable file so it can be checked"},
-		"account.private_key_file":        {"private key file in the image", "remove {path} from the image and revoke the key or certificate it holds"},
 		"account.root_key_disabled":       {"root SSH keys that cannot open a shell", "no action needed; better still, remove {path} and let cloud-init install keys at first boot"},
 
 		// image

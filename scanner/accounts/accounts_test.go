@@ -505,7 +505,7 @@ chpasswd:
 	for _, sub := range []string{
 		`the default user (password)`, `account "root" (chpasswd.list)`, `account "ops" (users.plain_text_passwd)`,
 		`hashed password preset in cloud-init for account "svc" (users.passwd, sha512crypt hash)`,
-		`account "carol" (chpasswd.users, yescrypt hash)`, `account "alice"`, `account "pi"`, "password complexity rule: shorter than 8 characters",
+		`account "carol" (chpasswd.users, yescrypt hash)`, `account "alice"`, `account "pi"`, "it also breaks the password complexity rule (length, character classes, not the account name)",
 		`account "root" (chpasswd in a script)`,
 	} {
 		if !strings.Contains(all, sub) {
