@@ -97,6 +97,12 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	case errors.Is(err, scan.ErrAlreadyFinal):
 		log.InfoContext(ctx, "verdict already recorded by another delivery")
 		return nil
+	case errors.Is(err, scan.ErrNoRoom):
+		// Not the scan's fault: back to the queue for a worker with room,
+		// without using up an attempt.
+		log.WarnContext(ctx, "work disk too full, handing the scan back", "error", err)
+		h.Metrics.ScanRetried(metrics.ReasonNotReady)
+		return fmt.Errorf("%w: %w", ErrNotReady, err)
 	case errors.Is(err, scan.ErrRetry):
 		log.WarnContext(ctx, "scan attempt failed, will retry", "error", err)
 		h.Metrics.ScanRetried(reasonClass(err))

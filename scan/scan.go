@@ -46,6 +46,9 @@ var (
 	// ErrAlreadyFinal: the scan already has a verdict (a duplicate
 	// delivery); nothing was written.
 	ErrAlreadyFinal = storage.ErrAlreadyFinal
+	// ErrNoRoom: the work disk cannot hold this asset now; the job should
+	// go back to the queue for a worker with room (not a failed attempt).
+	ErrNoRoom = errors.New("scan: work disk too full for this asset")
 )
 
 // RuleDigestMismatch: the content digest differs from the one submitted.
@@ -112,6 +115,14 @@ type Service struct {
 	// ("scan-<scan id>-*", removed when the scan ends); default os.TempDir.
 	WorkRoot string
 	Log      *slog.Logger
+	// RoomFactor: a scan starts only when the work disk has at least
+	// RoomFactor × the object's size free (the download plus its
+	// expansion); otherwise Run returns ErrNoRoom. 0 means 3. Negative:
+	// no check.
+	RoomFactor float64
+	// FreeBytes, optional, reports the free bytes of the file system
+	// holding dir (tests); statfs by default.
+	FreeBytes func(dir string) (int64, error)
 	// Now, optional, is the clock (tests).
 	Now func() time.Time
 }
@@ -167,6 +178,10 @@ func (s *Service) Run(ctx context.Context, req Request) (assetscan.Verdict, asse
 		}
 	}
 
+	if err := s.checkRoom(req.Scan.Size); err != nil {
+		log.WarnContext(ctx, "work disk too full: handing the scan back", "error", err)
+		return assetscan.Verdict{}, assetscan.Findings{}, err
+	}
 	work, err := s.workDir(req.Scan.ScanID)
 	if err != nil {
 		return s.retryOr(ctx, req, err)
@@ -392,6 +407,37 @@ func CleanWorkRoot(root string) (int, error) {
 		n++
 	}
 	return n, errors.Join(errs...)
+}
+
+// checkRoom returns ErrNoRoom when the work disk lacks room for an
+// object of size bytes and its expansion.
+func (s *Service) checkRoom(size int64) error {
+	f := s.RoomFactor
+	if f < 0 || size <= 0 {
+		return nil
+	}
+	if f == 0 {
+		f = 3
+	}
+	root := s.WorkRoot
+	if root == "" {
+		root = os.TempDir()
+	}
+	free := s.FreeBytes
+	if free == nil {
+		free = freeBytes
+	}
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return fmt.Errorf("work root: %w", err)
+	}
+	n, err := free(root)
+	if err != nil {
+		return fmt.Errorf("work root: %w", err)
+	}
+	if need := int64(float64(size) * f); n < need {
+		return fmt.Errorf("%w: %d bytes free under %s, %d needed (%.1f × %d)", ErrNoRoom, n, root, need, f, size)
+	}
+	return nil
 }
 
 func (s *Service) now() time.Time {

@@ -533,3 +533,26 @@ func scanTestDigest(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+// Issue 12 item 6: a worker whose work disk cannot hold the asset hands
+// the job back (ErrNoRoom) instead of failing it or filling the disk.
+func TestNoRoomHandsTheJobBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.svc.FreeBytes = func(string) (int64, error) { return 10, nil }
+	pkg := zipOf(t, map[string]string{"a.txt": strings.Repeat("x", 2000)})
+	etag := b.objects.put("big.zip", pkg)
+	sc := b.scanRecord("seller-a", "big.zip", etag)
+	sc.Size = int64(len(pkg))
+	_, _, err := b.svc.Run(context.Background(), scan.Request{Scan: sc, Last: true})
+	if !errors.Is(err, scan.ErrNoRoom) {
+		t.Fatalf("Run = %v, want ErrNoRoom", err)
+	}
+	if len(b.final.seen) != 0 {
+		t.Error("a verdict was recorded for a scan handed back")
+	}
+	b.svc.FreeBytes = func(string) (int64, error) { return 1 << 30, nil }
+	if v := b.run(t, sc); v.Verdict != assetscan.Pass {
+		t.Errorf("with room: %s %s", v.Verdict, v.Reason)
+	}
+}

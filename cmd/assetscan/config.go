@@ -88,6 +88,10 @@ type serviceConfig struct {
 	// PolicyDir holds policy files applied by POST /v1/policies/reload and
 	// at start when newer than the stored ones (ASSETSCAN_POLICY_DIR).
 	PolicyDir string
+	// QueueUIWritable lets security staff change the queue from asynqmon
+	// at /queues/ (delete, archive, run tasks); default false: read-only
+	// (ASSETSCAN_QUEUE_UI_WRITABLE).
+	QueueUIWritable bool
 	// HealthListen is the worker's /healthz and /readyz address
 	// (ASSETSCAN_HEALTH_LISTEN); empty disables it.
 	HealthListen string
@@ -175,6 +179,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.DBBucket, "db-bucket", os.Getenv("ASSETSCAN_DB_BUCKET"), "bucket workers poll for published vulnerability DBs; empty: off")
 	fs.DurationVar(&c.DBPollInterval, "db-poll-interval", c.envDuration("ASSETSCAN_DB_POLL_INTERVAL", 10*time.Minute), "how often workers look for a newer DB")
 	fs.StringVar(&c.PolicyDir, "policy-dir", os.Getenv("ASSETSCAN_POLICY_DIR"), "directory of policy files (*.yaml) to apply when newer")
+	fs.BoolVar(&c.QueueUIWritable, "queue-ui-writable", c.envBool("ASSETSCAN_QUEUE_UI_WRITABLE", false), "let staff change the queue from the UI at /queues/ (default read-only)")
 	fs.StringVar(&c.HealthListen, "health-listen", os.Getenv("ASSETSCAN_HEALTH_LISTEN"), "worker health endpoint address (/healthz, /readyz); empty: off")
 	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")
 	fs.StringVar(&c.DBDir, "db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir (db/trivy.db, db/metadata.json)")

@@ -126,8 +126,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Log:           log,
 		Mounts: []api.Mount{
 			{Prefix: "/metrics", Action: auth.ActQueueUI, Handler: metrics.Handler(reg)},
-			{Prefix: "/queues/", Action: auth.ActQueueUI, Handler: asynqmon.New(asynqmon.Options{
-				RootPath: "/queues", RedisConnOpt: cfg.asynqRedis()})},
+			{Prefix: "/queues/", Action: auth.ActQueueUI, Handler: queueUI(&cfg)},
 		},
 	}
 	if cfg.EventsList != "" {
@@ -225,6 +224,13 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 	defer eng.Close()
 	reg := prometheus.NewRegistry()
 	return runWorker(ctx, &cfg, rdb, obj, store, eng, reg, log)
+}
+
+// queueUI is asynqmon at /queues/: read-only unless --queue-ui-writable.
+// A task deleted there would leave its scan without a verdict until the
+// sweeper re-enqueues it; staff look, they do not edit the queue.
+func queueUI(cfg *serviceConfig) http.Handler {
+	return asynqmon.New(asynqmon.Options{RootPath: "/queues", RedisConnOpt: cfg.asynqRedis(), ReadOnly: !cfg.QueueUIWritable})
 }
 
 // runWorker runs the asynq server and the sweeper until ctx ends, then shuts
