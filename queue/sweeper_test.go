@@ -91,7 +91,7 @@ func setupSweeper(t *testing.T) *sweepBundle {
 	b := &sweepBundle{records: rec, finisher: &memFinisher{failed: map[string]string{}, rec: rec},
 		insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, now: time.Now()}
 	b.sweeper = &Sweeper{Inspector: b.insp, Records: rec, Finisher: b.finisher,
-		Enqueuer: &Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: 2},
+		Enqueuer:   &Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: 2},
 		StuckAfter: time.Minute, Deadline: time.Hour, Now: func() time.Time { return b.now }}
 	return b
 }
@@ -235,4 +235,6 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-func containsID(payload []byte, id string) bool { return strings.Contains(string(payload), `"scan_id":"`+id+`"`) }
+func containsID(payload []byte, id string) bool {
+	return strings.Contains(string(payload), `"scan_id":"`+id+`"`)
+}
