@@ -35,8 +35,10 @@ type Target struct {
 	Kind assetscan.Kind
 	// Asset is the downloaded asset file (archive, image tarball, disk image).
 	Asset string
-	// Root is the directory holding the extracted asset (packages), or ""
-	// when the asset is scanned as a whole (images). Paths in findings are
+	// Root is the directory holding the extracted asset (packages), or,
+	// for VM images, the tree diskimage copied out for trivy's analyzers
+	// (one directory per file system: "p2/var/lib/dpkg/status"); "" for
+	// container images (scanned from their layout). Paths in findings are
 	// relative to Root.
 	Root string
 	// Files lists every regular file extracted under Root, nested archives

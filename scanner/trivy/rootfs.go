@@ -52,8 +52,10 @@ func (e *Engine) ScanRootFS(ctx context.Context, dir string) (scanner.Result, er
 	}
 	slices.SortFunc(parts, comparePartitions)
 
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
+	if err := e.gate.enter(ctx); err != nil {
+		return scanner.Result{}, err
+	}
+	defer e.gate.leave()
 	if e.dbRef.UpdatedAt.IsZero() {
 		return scanner.Result{}, ErrNoDB
 	}
@@ -67,8 +69,13 @@ func (e *Engine) ScanRootFS(ctx context.Context, dir string) (scanner.Result, er
 		if err != nil {
 			return scanner.Result{}, fmt.Errorf("trivy rootfs %s: %w", part, err)
 		}
-		res, err := e.run(ctx, c, art, rootfsRel(root, part))
+		rel := rootfsRel(root, part)
+		res, err := e.run(ctx, c, art, rel)
 		if err != nil {
+			return scanner.Result{}, fmt.Errorf("%s: %w", part, err)
+		}
+		// UTF-16/32 text of the disk, as for packages.
+		if res, err = e.addWideTextSecretsUnder(ctx, root, "", rel, res); err != nil {
 			return scanner.Result{}, fmt.Errorf("%s: %w", part, err)
 		}
 		out.Findings = append(out.Findings, res.Findings...)

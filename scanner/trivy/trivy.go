@@ -89,9 +89,12 @@ type Config struct {
 type Engine struct {
 	cfg Config
 
-	// dbMu guards the process-wide trivy DB: scans hold it for reading,
-	// SwapDB for writing.
-	dbMu  sync.RWMutex
+	// gate guards the process-wide trivy DB: scans enter it, SwapDB and
+	// Close wait for a moment with no scan inside (see dbGate: a waiting
+	// swap does not hold back new scans).
+	gate dbGate
+	// refMu guards dbRef, read by DB at any time.
+	refMu sync.RWMutex
 	dbRef assetscan.DBRef
 	// buildMu serialises artifact construction (a measured data race).
 	buildMu sync.Mutex
@@ -147,13 +150,14 @@ func ensureJavaDB(cacheDir string, updatedAt time.Time) error {
 
 // Close releases the DB. Call CleanupTemp once at process exit as well.
 func (e *Engine) Close() error {
-	e.dbMu.Lock()
-	defer e.dbMu.Unlock()
-	err := db.Close()
-	if e.secretConfig != "" {
-		_ = os.RemoveAll(filepath.Dir(e.secretConfig))
-	}
-	return err
+	// Running scans end first; no new one starts meanwhile.
+	return e.gate.swap(context.Background(), 0, func() error {
+		err := db.Close()
+		if e.secretConfig != "" {
+			_ = os.RemoveAll(filepath.Dir(e.secretConfig))
+		}
+		return err
+	})
 }
 
 // CleanupTemp removes trivy's process-wide temp dir ($TMPDIR/trivy-*).
@@ -163,8 +167,8 @@ func CleanupTemp() { _ = xos.Cleanup() }
 
 // DB describes the DB scans currently match against.
 func (e *Engine) DB() assetscan.DBRef {
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
+	e.refMu.RLock()
+	defer e.refMu.RUnlock()
 	return e.dbRef
 }
 
@@ -176,26 +180,34 @@ func Version() string {
 	return moduleVersion()
 }
 
-// SwapDB switches to the DB in cacheDir, between scans: it waits for running
-// scans to finish and blocks new ones meanwhile. On error the old DB is
-// reopened and stays in use.
+// SwapDrainAfter is how long SwapDB lets new scans start while it waits
+// for a moment with no scan running; after it, new scans wait (up to their
+// own deadlines) until the running ones end and the swap is done.
+const SwapDrainAfter = 5 * time.Minute
+
+// SwapDB switches to the DB in cacheDir, between scans. A waiting swap does
+// not hold back new scans until it has waited SwapDrainAfter (trivy's DB
+// is one process-wide handle: two generations cannot be open at once). On
+// error the old DB is reopened and stays in use; ctx bounds the wait.
 func (e *Engine) SwapDB(ctx context.Context, cacheDir string) error {
 	ref, err := vulndb.ReadMetadata(cacheDir)
 	if err != nil {
 		return fmt.Errorf("swap db: %w: %w", ErrNoDB, err)
 	}
-	e.dbMu.Lock()
-	defer e.dbMu.Unlock()
-	_ = db.Close()
-	if err := db.Init(db.Dir(cacheDir)); err != nil {
-		if rerr := db.Init(db.Dir(e.cfg.CacheDir)); rerr != nil {
-			return fmt.Errorf("swap db: %w (and reopening the old one: %w)", err, rerr)
+	return e.gate.swap(ctx, SwapDrainAfter, func() error {
+		_ = db.Close()
+		if err := db.Init(db.Dir(cacheDir)); err != nil {
+			if rerr := db.Init(db.Dir(e.cfg.CacheDir)); rerr != nil {
+				return fmt.Errorf("swap db: %w (and reopening the old one: %w)", err, rerr)
+			}
+			return fmt.Errorf("swap db: %w", err)
 		}
-		return fmt.Errorf("swap db: %w", err)
-	}
-	e.cfg.CacheDir = cacheDir
-	e.dbRef = ref
-	return nil
+		e.cfg.CacheDir = cacheDir
+		e.refMu.Lock()
+		e.dbRef = ref
+		e.refMu.Unlock()
+		return nil
+	})
 }
 
 // Check returns the scanner.Check that runs trivy over a target. It covers
@@ -240,8 +252,10 @@ func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 // (plain or gzipped): OS packages of the base distribution and language
 // packages in every layer, and secrets.
 func (e *Engine) ScanImage(ctx context.Context, archivePath string) (scanner.Result, error) {
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
+	if err := e.gate.enter(ctx); err != nil {
+		return scanner.Result{}, err
+	}
+	defer e.gate.leave()
 	img, err := fimage.NewArchiveImage(archivePath)
 	if err != nil {
 		return scanner.Result{}, fmt.Errorf("trivy image: %w", err)
@@ -256,7 +270,7 @@ func (e *Engine) ScanImage(ctx context.Context, archivePath string) (scanner.Res
 	return e.run(ctx, c, art, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })
 }
 
-// run scans an artifact and converts the report; the caller holds dbMu.
+// run scans an artifact and converts the report; the caller is inside the gate.
 func (e *Engine) run(ctx context.Context, c cache.Cache, art artifact.Artifact, rel func(string) string) (scanner.Result, error) {
 	if e.dbRef.UpdatedAt.IsZero() {
 		return scanner.Result{}, ErrNoDB
@@ -273,7 +287,11 @@ func (e *Engine) run(ctx context.Context, c cache.Cache, art artifact.Artifact, 
 	ref := e.dbRef
 	res.DB = &ref
 	if os := rep.Metadata.OS; os != nil && os.Family != "" {
-		res.OS = &assetscan.OSInfo{Family: string(os.Family), Name: os.Name}
+		res.OS = &assetscan.OSInfo{Family: string(os.Family), Name: os.Name, EOSL: os.Eosl}
+		if os.Eosl {
+			res.Findings = append(res.Findings, assetscan.Finding{Check: "hygiene", Rule: "hygiene.eol_os",
+				Message: fmt.Sprintf("%s %s is past its vendor's end of life: it gets no security fixes; rebuild on a supported release", os.Family, os.Name)})
+		}
 	}
 	return res, nil
 }
@@ -283,8 +301,10 @@ func (e *Engine) run(ctx context.Context, c cache.Cache, art artifact.Artifact, 
 // a fresh scan with this DB would give for those packages. Paths are those
 // recorded at the scan.
 func (e *Engine) Rematch(ctx context.Context, comps []assetscan.Component, osInfo *assetscan.OSInfo) (scanner.Result, error) {
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
+	if err := e.gate.enter(ctx); err != nil {
+		return scanner.Result{}, err
+	}
+	defer e.gate.leave()
 	target := types.ScanTarget{Name: "inventory"}
 	apps := map[string]*ftypes.Application{}
 	var order []string
@@ -327,8 +347,10 @@ func (e *Engine) Rematch(ctx context.Context, comps []assetscan.Component, osInf
 // "top-level" system dirs, which it skips), and paths are reported relative
 // to root. root's parent must hold nothing else.
 func (e *Engine) ScanDir(ctx context.Context, root string) (scanner.Result, error) {
-	e.dbMu.RLock()
-	defer e.dbMu.RUnlock()
+	if err := e.gate.enter(ctx); err != nil {
+		return scanner.Result{}, err
+	}
+	defer e.gate.leave()
 	prefix := filepath.Base(root) + "/"
 	c := cache.NewMemoryCache()
 	e.buildMu.Lock()
@@ -341,6 +363,7 @@ func (e *Engine) ScanDir(ctx context.Context, root string) (scanner.Result, erro
 	if err != nil {
 		return res, err
 	}
+	res = dropUnpackedJavaInventory(res)
 	return e.addWideTextSecrets(ctx, root, res)
 }
 

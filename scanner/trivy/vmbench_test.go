@@ -94,15 +94,17 @@ func BenchmarkVMImageScan(b *testing.B) {
 			}
 			nf, nb := drain(d)
 			walker.AppendPermitDiskName("root") // as the removed ScanVM did with the disk's GPT names
-			testEngine.dbMu.RLock()
+			if err := testEngine.gate.enter(ctx); err != nil {
+				b.Fatal(err)
+			}
 			c := cache.NewMemoryCache()
 			art, err := vmart.NewArtifact(disk, c, walker.NewVM(), testEngine.artifactOption())
 			if err != nil {
-				testEngine.dbMu.RUnlock()
+				testEngine.gate.leave()
 				b.Fatal(err)
 			}
 			res, err := testEngine.run(ctx, c, art, func(p string) string { return p })
-			testEngine.dbMu.RUnlock()
+			testEngine.gate.leave()
 			if err != nil {
 				b.Fatal(err)
 			}
