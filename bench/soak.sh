@@ -23,7 +23,7 @@
 # Other settings (environment): ASSETSCAN_SOAK_BIN (a prebuilt assetscan
 # binary; default: build one), ASSETSCAN_SOAK_KILL_INTERVAL (seconds between
 # chaos actions; default 6, 8 with --small), ASSETSCAN_SOAK_WAIT (seconds to
-# wait for the last verdicts after the chaos; default 600, 200 with --small),
+# wait for the last verdicts after the chaos; default 600, 150 with --small),
 # ASSETSCAN_SOAK_SEED (chaos RNG seed), ASSETSCAN_TEST_REDIS_PORT (16701),
 # ASSETSCAN_TEST_MINIO_PORT (19701), ASSETSCAN_SOAK_API_PORT (16702).
 # Needs what scripts/services.sh needs (redis-server, clamd, a MinIO binary
@@ -54,7 +54,7 @@ while [ $# -gt 0 ]; do
 done
 if [ "$small" = 1 ]; then
   scans=${scans:-60}; kills=${kills:-6}
-  interval=${ASSETSCAN_SOAK_KILL_INTERVAL:-8}; wait_s=${ASSETSCAN_SOAK_WAIT:-200}
+  interval=${ASSETSCAN_SOAK_KILL_INTERVAL:-8}; wait_s=${ASSETSCAN_SOAK_WAIT:-150}
 else
   scans=${scans:-500}; kills=${kills:-50}
   interval=${ASSETSCAN_SOAK_KILL_INTERVAL:-6}; wait_s=${ASSETSCAN_SOAK_WAIT:-600}

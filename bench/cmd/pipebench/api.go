@@ -593,7 +593,8 @@ type largeResult struct {
 	Verdict      assetscan.Outcome  `json:"verdict"`
 	Reason       string             `json:"reason,omitempty"`
 	UploadS      float64            `json:"upload_s"`
-	WallS        float64            `json:"wall_s"`
+	WallS        float64            `json:"wall_s"`    // submit → the worker's "scan done" (work dir removed)
+	VerdictS     float64            `json:"verdict_s"` // submit → the verdict seen by polling (every second)
 	CPUS         float64            `json:"cpu_s"`
 	CPUPerGB     float64            `json:"cpu_s_per_gb"`
 	CPUByProc    map[string]float64 `json:"cpu_by_process"`
@@ -691,6 +692,22 @@ func cmdLarge(ctx context.Context, args []string) (any, error) {
 	gb := float64(res.Bytes) / 1e9
 	res.CPUPerGB = round(res.CPUS/gb, 1)
 
+	// The verdict is readable before the worker logs "scan done" (after
+	// removing the work dir): wait for that line, up to a minute.
+	for wait := time.Now(); time.Since(wait) < time.Minute; time.Sleep(200 * time.Millisecond) {
+		done, err := logTimes([]string{*logPath}, "scan done")
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := done[id]; ok {
+			break
+		}
+	}
+	res.VerdictS = round(end.Sub(t0).Seconds(), 1)
+	samples = append(samples, sample{t: time.Now(), cpu: ps.cpu()})
+	res.CPUByProc, res.CPUS = cpuDelta(samples[0].cpu, samples[len(samples)-1].cpu)
+	res.CPUPerGB = round(res.CPUS/gb, 1)
+
 	// Stages from the worker's log lines of this scan.
 	var started, downloaded, extracted, checksEnd, scanDone time.Time
 	var dlDur, exDur int64
@@ -744,7 +761,7 @@ func cmdLarge(ctx context.Context, args []string) (any, error) {
 		window("checks", extracted, checksEnd)
 	}
 	if !checksEnd.IsZero() {
-		window("verdict+save", checksEnd, scanDone)
+		window("verdict+save+cleanup", checksEnd, scanDone)
 	}
 	if res.Expanded > 0 {
 		res.DiskRatio = round(float64(res.PeakWorkDisk)/float64(res.Expanded), 2)
