@@ -306,6 +306,9 @@ func (s *Service) retryOr(ctx context.Context, req Request, cause error) (assets
 
 // record saves the verdict (once) and finalizes it.
 func (s *Service) record(ctx context.Context, sc storage.Scan, v assetscan.Verdict, f assetscan.Findings) (assetscan.Verdict, assetscan.Findings, error) {
+	// Completed is when the verdict was made, not when the scan began
+	// (allow-list expiry was judged at the start, a bound of minutes).
+	v.CompletedAt = s.now().UTC()
 	if s.Records == nil {
 		return v, f, nil
 	}
