@@ -255,6 +255,7 @@ func (s *Service) Run(ctx context.Context, req Request) (assetscan.Verdict, asse
 	rep, err := sc.Scan(ctx, scanner.Request{
 		Kind: req.Scan.Kind, Path: asset, Name: name, SHA256: sum,
 		WorkDir: work, Rules: pol, Findings: findings, Identities: ids,
+		Disposable: asset != req.LocalPath,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

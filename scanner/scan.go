@@ -91,6 +91,9 @@ type Request struct {
 	// for the caller to remove.
 	WorkDir string
 	Rules   Rules
+	// Disposable says Path is the scan's own copy (a download): the
+	// scanner removes it once extracted when nothing reads it any more.
+	Disposable bool
 	// Identities, optional, are the check identities taken for this scan
 	// (Scanner.Identities); taken here when nil.
 	Identities []assetscan.Identity
@@ -197,6 +200,13 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			// corrupt): let engines that read archives themselves see the
 			// package's own bytes too.
 			t.Files = append(t.Files, File{Path: req.Name, DiskPath: req.Path, Size: fi.Size()})
+		} else if req.Disposable {
+			// Every byte is in the extracted files now and no check reads
+			// the package itself: free its room (the work disk then holds
+			// about the expanded size, not that plus the package).
+			if err := os.Remove(req.Path); err != nil {
+				log.WarnContext(ctx, "remove the extracted package", "error", err)
+			}
 		}
 		f.Checks = append(f.Checks, assetscan.CheckRun{Name: assetscan.CheckArchive, Status: assetscan.RunOK,
 			Detail:   fmt.Sprintf("%d entries, %d files, %d bytes expanded", res.Entries, len(res.Files), res.ExpandedBytes),
