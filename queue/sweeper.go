@@ -131,7 +131,10 @@ func (s *Sweeper) archived(ctx context.Context, res *SweepResult) error {
 						reason = "retries exhausted (worker lost)"
 					}
 					if _, err := s.Finisher.Fail(ctx, sc, reason); err != nil && !errors.Is(err, storage.ErrAlreadyFinal) {
-						return fmt.Errorf("sweep: %w", err)
+						// Busy or unreachable: the task stays archived,
+						// the next round tries again.
+						s.Log.WarnContext(ctx, "sweep: recording error verdict", "scan_id", j.ScanID, "error", err)
+						continue
 					}
 					res.Failed++
 					s.Log.WarnContext(ctx, "archived scan recorded as error", "scan_id", j.ScanID, "reason", reason)
@@ -165,7 +168,8 @@ func (s *Sweeper) pending(ctx context.Context, res *SweepResult) error {
 		if s.Now().Sub(sc.SubmittedAt) >= s.Deadline {
 			reason := fmt.Sprintf("no verdict within %s of submission (status %s, %d attempts)", s.Deadline, sc.Status, sc.Attempts)
 			if _, err := s.Finisher.Fail(ctx, sc, reason); err != nil && !errors.Is(err, storage.ErrAlreadyFinal) {
-				return fmt.Errorf("sweep: %w", err)
+				s.Log.WarnContext(ctx, "sweep: recording error verdict", "scan_id", id, "error", err)
+				continue
 			}
 			res.Failed++
 			s.Log.ErrorContext(ctx, "scan past its deadline recorded as error", "scan_id", id, "status", sc.Status)

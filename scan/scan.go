@@ -317,10 +317,18 @@ func (s *Service) record(ctx context.Context, sc storage.Scan, v assetscan.Verdi
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := s.Records.SaveVerdict(wctx, sc, v, f); err != nil {
-		if errors.Is(err, storage.ErrAlreadyFinal) {
+		var rec *storage.RecoveredError
+		switch {
+		case errors.As(err, &rec):
+			// An earlier attempt saved the verdict of record and died before
+			// finishing: the record is complete now; finalize that verdict
+			// (the tag and callbacks may never have gone out).
+			v = rec.Verdict
+		case errors.Is(err, storage.ErrAlreadyFinal):
 			return v, f, err
+		default:
+			return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("%w: save verdict: %w", ErrRetry, err)
 		}
-		return assetscan.Verdict{}, assetscan.Findings{}, fmt.Errorf("%w: save verdict: %w", ErrRetry, err)
 	}
 	if s.Finalizer != nil {
 		if err := s.Finalizer.Finalize(wctx, sc, v); err != nil {

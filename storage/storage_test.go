@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -264,4 +265,52 @@ func contains(ids []string, id string) bool {
 		}
 	}
 	return false
+}
+
+// The fault soak's finding: a writer killed inside SaveVerdict (after the
+// verdict of record reached object storage, before Redis said done) must
+// not leave the scan without a verdict, and a later attempt must not write
+// a second verdict.
+func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
+	obj, rdb := services(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("storagerec%d:", time.Now().UnixNano())
+	t.Cleanup(func() {
+		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	b := bucket(t, obj)
+	s := NewStore(rdb, obj, b, prefix)
+	sc := Scan{ScanID: NewScanID(), AssetID: "rec", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
+		Status: assetscan.StatusRunning, SubmittedAt: time.Now().UTC()}
+	if _, _, err := s.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	first := assetscan.Verdict{ScanID: sc.ScanID, AssetID: "rec", Kind: sc.Kind, Status: assetscan.StatusDone, Verdict: assetscan.Fail, Revision: 1}
+	data, _ := json.Marshal(first)
+	// The dead writer got as far as the first revision.
+	if err := obj.Put(ctx, b, "verdicts/"+sc.ScanID+"@1.json", data, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	// A claim it held (until the TTL) makes the next writer wait, not give up.
+	if err := rdb.Set(ctx, prefix+"final:"+sc.ScanID, "dead-writer", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	again := assetscan.Verdict{ScanID: sc.ScanID, Verdict: assetscan.Pass}
+	if err := s.SaveVerdict(ctx, sc, again, assetscan.Findings{}); !errors.Is(err, ErrBusy) {
+		t.Fatalf("while the dead writer's claim lasts: %v, want ErrBusy", err)
+	}
+	rdb.Del(ctx, prefix+"final:"+sc.ScanID) // the claim expired
+	err := s.SaveVerdict(ctx, sc, again, assetscan.Findings{})
+	var rec *RecoveredError
+	if !errors.As(err, &rec) || !errors.Is(err, ErrAlreadyFinal) || rec.Verdict.Verdict != assetscan.Fail {
+		t.Fatalf("after the claim expired: %v, want the recovered first verdict", err)
+	}
+	if rec, err := s.Get(ctx, sc.ScanID); err != nil || rec.Status != assetscan.StatusDone || rec.Verdict != assetscan.Fail {
+		t.Fatalf("record = %+v %v, want done/fail", rec, err)
+	}
+	if v, err := s.Verdict(ctx, sc.ScanID); err != nil || v.Verdict != assetscan.Fail {
+		t.Errorf("verdict of record = %s %v, want the first (fail)", v.Verdict, err)
+	}
 }

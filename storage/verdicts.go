@@ -244,36 +244,44 @@ func (s *Store) Latest(ctx context.Context, assetID string) (string, error) {
 
 // SaveVerdict writes the verdict of record and the findings to object
 // storage first (durable), then marks the scan done in Redis and updates
-// the indexes (latest scan per asset and kind, recent scans, content).
+// the indexes (latest scan per asset and kind, recent scans, reuse).
 //
-// It writes once per scan: a scan whose record is done, or whose verdict
-// another writer is saving, gives ErrAlreadyFinal and nothing is written.
+// It writes once per scan. A scan whose record is done gives
+// ErrAlreadyFinal. A writer that died half-way (after the verdict's first
+// revision reached object storage, before Redis said done) left the
+// verdict of record: SaveVerdict completes the record from it, writes
+// nothing new, and returns a *RecoveredError (errors.Is ErrAlreadyFinal)
+// carrying that verdict, so the caller can finalize it. While another
+// writer holds the scan's claim (two minutes at most), it returns ErrBusy:
+// retry later.
 func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
 	if v.Revision == 0 {
 		v.Revision = 1
 	}
+	if cur, err := s.Get(ctx, sc.ScanID); err == nil && cur.Status == assetscan.StatusDone {
+		return ErrAlreadyFinal
+	}
 	claim := s.key("final", sc.ScanID)
-	ok, err := s.rdb.SetNX(ctx, claim, "1", 10*time.Minute).Result()
+	token := NewScanID()
+	ok, err := s.rdb.SetNX(ctx, claim, token, claimTTL).Result()
 	if err != nil {
 		return fmt.Errorf("save verdict: %w: %w", ErrUnavailable, err)
 	}
 	if !ok {
-		return ErrAlreadyFinal
+		return fmt.Errorf("save verdict %s: %w", sc.ScanID, ErrBusy)
 	}
-	if cur, err := s.Get(ctx, sc.ScanID); err == nil && cur.Status == assetscan.StatusDone {
-		return ErrAlreadyFinal
-	}
-	if _, err := s.obj.Get(ctx, s.bucket, "verdicts/"+sc.ScanID+".json"); err == nil {
-		// Redis lost the record, object storage still has the verdict.
-		return ErrAlreadyFinal
-	}
-	saved := false
 	defer func() {
-		if !saved {
-			// Let a retry write it.
-			s.rdb.Del(context.WithoutCancel(ctx), claim)
+		// Release the claim if it is still ours.
+		rctx := context.WithoutCancel(ctx)
+		if cur, err := s.rdb.Get(rctx, claim).Result(); err == nil && cur == token {
+			s.rdb.Del(rctx, claim)
 		}
 	}()
+	if stored, err := s.obj.Get(ctx, s.bucket, fmt.Sprintf("verdicts/%s@1.json", sc.ScanID)); err == nil {
+		return s.recover(ctx, sc, stored)
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("save verdict: %w", err)
+	}
 	fdata, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save verdict: %w", err)
@@ -285,12 +293,62 @@ func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f
 	if err != nil {
 		return fmt.Errorf("save verdict: %w", err)
 	}
+	// The first revision is the verdict of record: once it is written, a
+	// later attempt completes the record from it (recover).
 	if err := s.obj.Put(ctx, s.bucket, fmt.Sprintf("verdicts/%s@%d.json", sc.ScanID, v.Revision), vdata, "application/json"); err != nil {
 		return fmt.Errorf("save verdict: %w", err)
 	}
 	if err := s.obj.Put(ctx, s.bucket, "verdicts/"+sc.ScanID+".json", vdata, "application/json"); err != nil {
 		return fmt.Errorf("save verdict: %w", err)
 	}
+	return s.finish(ctx, sc, v, f)
+}
+
+// claimTTL bounds how long a dead writer's claim blocks the next one.
+const claimTTL = 2 * time.Minute
+
+// ErrBusy: another writer holds the scan's verdict claim; retry later.
+var ErrBusy = errors.New("another writer is saving this verdict")
+
+// RecoveredError is SaveVerdict's answer when the verdict of record was
+// already in object storage (a writer died before finishing the record):
+// the record is complete now, and Verdict is the verdict of record.
+type RecoveredError struct{ Verdict assetscan.Verdict }
+
+func (e *RecoveredError) Error() string {
+	return "scan " + e.Verdict.ScanID + " already has a verdict (record completed from object storage)"
+}
+
+// Is makes a RecoveredError an ErrAlreadyFinal.
+func (e *RecoveredError) Is(target error) bool { return target == ErrAlreadyFinal }
+
+// recover completes the record of a scan whose first verdict revision is
+// stored, without writing another verdict.
+func (s *Store) recover(ctx context.Context, sc Scan, stored []byte) error {
+	var v assetscan.Verdict
+	if err := json.Unmarshal(stored, &v); err != nil {
+		return fmt.Errorf("save verdict: stored verdict of %s: %w", sc.ScanID, err)
+	}
+	if _, err := s.obj.Get(ctx, s.bucket, "verdicts/"+sc.ScanID+".json"); errors.Is(err, ErrNotFound) {
+		if err := s.obj.Put(ctx, s.bucket, "verdicts/"+sc.ScanID+".json", stored, "application/json"); err != nil {
+			return fmt.Errorf("save verdict: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	f, err := s.Findings(ctx, sc.ScanID)
+	if err != nil && !errors.Is(err, ErrScanNotFound) {
+		return fmt.Errorf("save verdict: %w", err)
+	}
+	if err := s.finish(ctx, sc, v, f); err != nil {
+		return err
+	}
+	return &RecoveredError{Verdict: v}
+}
+
+// finish writes the scan record (object storage, then Redis) and the
+// indexes of a saved verdict. Every step is idempotent.
+func (s *Store) finish(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
 	sc.Status = assetscan.StatusDone
 	sc.Verdict = v.Verdict
 	sc.Reason = v.Reason
@@ -305,7 +363,6 @@ func (s *Store) SaveVerdict(ctx context.Context, sc Scan, v assetscan.Verdict, f
 	if err := s.Put(ctx, sc); err != nil {
 		return err
 	}
-	saved = true
 	return s.index(ctx, sc, v, f)
 }
 
