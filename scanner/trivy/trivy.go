@@ -233,7 +233,11 @@ func (c *check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 		if t.Root == "" {
 			return scanner.Result{}, errors.New("trivy: package target has no extracted root")
 		}
-		return c.e.ScanDir(ctx, t.Root)
+		res, err := c.e.ScanDir(ctx, t.Root)
+		if err == nil {
+			res.Coverage = treeCoverage(t.Files)
+		}
+		return res, err
 	case assetscan.KindContainerImage:
 		res, err := c.e.ScanImage(ctx, t.Asset)
 		return c.e.addWideTextSecretsOfFiles(ctx, t, res, err)
