@@ -211,7 +211,11 @@ func cmdWorker(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("work dir: %w", err)
 	}
 	// Policies are durable in the reports bucket; the worker reads them.
-	if err := obj.EnsureBucket(ctx, cfg.ReportsBucket); err != nil {
+	// Object storage may still be coming up (a restart of the whole
+	// stack): wait for it rather than exit.
+	if err := retryStart(ctx, log, "reports bucket", func(ctx context.Context) error {
+		return obj.EnsureBucket(ctx, cfg.ReportsBucket)
+	}); err != nil {
 		return fmt.Errorf("reports bucket %q: %w", cfg.ReportsBucket, err)
 	}
 	store := storage.NewStore(rdb, obj, cfg.ReportsBucket, cfg.KeyPrefix)
@@ -258,7 +262,7 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 		return err
 	}
 	pstore := policies.NewStore(rdb, cfg.KeyPrefix).WithObjects(obj, cfg.ReportsBucket)
-	if err := pstore.Seed(ctx); err != nil {
+	if err := retryStart(ctx, log, "seed policies", pstore.Seed); err != nil {
 		return fmt.Errorf("seed policies: %w", err)
 	}
 	policy := pstore.ForKind

@@ -98,3 +98,29 @@ func watchReadiness(ctx context.Context, r readiness, met *metrics.Metrics, aler
 		}
 	}
 }
+
+// startRetryFor bounds how long a starting worker waits for Redis and
+// object storage (a whole stack restarting) before it gives up.
+const startRetryFor = 5 * time.Minute
+
+// retryStart runs f until it succeeds, ctx ends or startRetryFor passes,
+// backing off from 1 s to 30 s and logging each failure: a worker started
+// while object storage or Redis is still coming up waits instead of
+// exiting (the fault soak saw workers exit on MinIO restarts).
+func retryStart(ctx context.Context, log *slog.Logger, what string, f func(context.Context) error) error {
+	deadline := time.Now().Add(startRetryFor)
+	wait := time.Second
+	for {
+		err := f(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.WarnContext(ctx, "start: waiting for a dependency", "step", what, "error", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
