@@ -2,7 +2,9 @@
 # The whole test suite, on a fresh Debian machine or a warm one:
 # installs what is missing (apt packages, MinIO), starts Redis, MinIO and
 # clamd on loopback under a temp dir, runs every Go test against them
-# (including the race detector on the trivy adapter), and stops them.
+# (including the race detector on the trivy adapter), runs the small fault
+# soak (bench/soak.sh --small, its own services on other ports), and stops
+# them.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh ./api/...  only these packages (services still started)
@@ -31,4 +33,6 @@ go test -count=1 -timeout 60m "${pkgs[@]}"
 if [ $# -eq 0 ]; then
   echo "== go test -race (the trivy adapter: concurrent scans in one process)"
   CGO_ENABLED=1 go test -count=1 -race -timeout 30m ./scanner/trivy/
+  echo "== fault soak, small (bench/soak.sh --small: 60 scans, 6 worker kills, Redis and MinIO restarts)"
+  bench/soak.sh --small
 fi
