@@ -62,15 +62,16 @@ type ExportStats struct {
 //     python METADATA/PKG-INFO in *.dist-info and *.egg-info, Java
 //     archives (*.jar, *.war, *.ear, *.par, *.jpi, *.hpi);
 //   - executables (any x bit), for Go and Rust binaries;
-//   - for secrets: files up to 1 MiB under etc/, root/, home/, opt/,
-//     srv/, var/ (but var/cache and var/lib/dpkg beyond the above),
-//     usr/local/, tmp/, and key or credential files by name anywhere
-//     (id_rsa*, *.pem, *.key, .env, .netrc, credentials, ...).
+//   - for secrets: every file up to 1 MiB, anywhere, and larger key or
+//     credential files by name (id_rsa*, *.pem, *.key, .env, .netrc,
+//     credentials, ...).
 //
-// Everything else (the distribution's own /usr, /lib, /bin, /boot beyond
-// the above) is read by the malware check only. Files over 256 MiB are
-// never copied, nor is etc/hostname (trivy would name its results after
-// the image's own hostname).
+// Larger files that are none of the above (non-executable libraries,
+// archives of the distribution, data files) are read by the malware check
+// only: a secret hidden in one of them is not seen by the secret check
+// (README, "Known limits"). Files over 256 MiB are never copied, nor is
+// etc/hostname (trivy would name its results after the image's own
+// hostname).
 func Wanted(p string, size int64, mode fs.FileMode) bool {
 	if size < 0 || size > maxExportFile || p == "etc/hostname" {
 		return false
@@ -82,7 +83,11 @@ func Wanted(p string, size int64, mode fs.FileMode) bool {
 		return true
 	case mode&0o111 != 0:
 		return true
-	case size <= maxSecretFile && secretFile(p, base):
+	case size <= maxSecretFile:
+		// The secret check applies to every text file of the image, the
+		// distribution's own included (a key in /usr/share/app/ is a key).
+		return true
+	case secretFile(p, base):
 		return true
 	}
 	return false
@@ -136,22 +141,13 @@ func langFile(dir, base string) bool {
 		(base == "PKG-INFO" && strings.HasSuffix(d, ".egg-info"))
 }
 
-var secretDirs = []string{"etc/", "root/", "home/", "opt/", "srv/", "var/", "usr/local/", "tmp/"}
-
 func secretFile(p, base string) bool {
 	switch {
-	case strings.HasPrefix(p, "var/cache/"), strings.HasPrefix(p, "var/lib/dpkg/"):
-		return false
 	case strings.HasPrefix(base, "id_rsa"), strings.HasPrefix(base, "id_dsa"), strings.HasPrefix(base, "id_ecdsa"),
 		strings.HasPrefix(base, "id_ed25519"), strings.HasSuffix(base, ".pem"), strings.HasSuffix(base, ".key"),
 		base == ".env", strings.HasSuffix(base, ".env"), base == ".netrc", base == ".pgpass", base == "credentials",
 		base == ".git-credentials", base == ".npmrc", base == ".pypirc", base == ".dockercfg":
 		return true
-	}
-	for _, d := range secretDirs {
-		if strings.HasPrefix(p, d) {
-			return true
-		}
 	}
 	return false
 }

@@ -32,8 +32,10 @@ func TestExport(t *testing.T) {
 					t.Errorf("export %s: %v (%d bytes)", p, err, len(b))
 				}
 			}
-			if _, err := os.Stat(filepath.Join(dir, c.fs, "usr/share/doc/big.bin")); err == nil {
-				t.Errorf("big.bin exported")
+			// Every file up to 1 MiB is copied for the secret check, the
+			// distribution's own included.
+			if _, err := os.Stat(filepath.Join(dir, c.fs, "usr/share/doc/big.bin")); err != nil {
+				t.Errorf("big.bin not exported for the secret check: %v", err)
 			}
 			afterOpen := d.BytesRead()
 			got := walkAll(t, d.Source())
@@ -99,7 +101,7 @@ func TestWanted(t *testing.T) {
 		{"var/lib/dpkg/status", 1 << 20, 0o644, true},
 		{"var/lib/dpkg/status.d/base", 100, 0o644, true},
 		{"var/lib/dpkg/info/libc6.md5sums", 100, 0o644, true},
-		{"var/lib/dpkg/info/libc6.postinst", 100, 0o644, false},
+		{"var/lib/dpkg/info/libc6.postinst", 100, 0o644, true}, // every small file, for the secret check
 		{"lib/apk/db/installed", 100, 0o644, true},
 		{"usr/lib/sysimage/rpm/rpmdb.sqlite", 50 << 20, 0o644, true},
 		{"etc/alpine-release", 10, 0o644, true},
@@ -107,13 +109,14 @@ func TestWanted(t *testing.T) {
 		{"usr/lib/python3/dist-packages/requests-2.0.dist-info/METADATA", 100, 0o644, true},
 		{"opt/app/lib/log4j-core-2.14.jar", 2 << 20, 0o644, true},
 		{"usr/local/bin/app", 30 << 20, 0o755, true},
-		{"usr/share/doc/x/README", 100, 0o644, false},
+		{"usr/share/doc/x/README", 100, 0o644, true},
 		{"usr/lib/x86_64-linux-gnu/libc.so.6", 2 << 20, 0o644, false},
 		{"home/u/.ssh/id_ed25519", 400, 0o600, true},
 		{"usr/share/x/server.key", 400, 0o644, true},
 		{"etc/big.conf", 2 << 20, 0o644, false},
 		{"etc/hostname", 10, 0o644, false},
-		{"var/cache/apt/pkgcache.bin", 100, 0o644, false},
+		{"var/cache/apt/pkgcache.bin", 100, 0o644, true},
+		{"usr/share/app/data.bin", 2 << 20, 0o644, false}, // large, not executable, not a key by name
 		{"opt/huge.jar", 300 << 20, 0o644, false},
 	} {
 		if got := Wanted(c.p, c.size, c.mode); got != c.want {
