@@ -9,39 +9,54 @@ import (
 
 func TestDropUnpackedJavaInventory(t *testing.T) {
 	t.Parallel()
-	vuln := func(path string) assetscan.Finding {
-		return assetscan.Finding{Check: assetscan.CheckVulnerability, Path: path, Vulnerability: &assetscan.Vulnerability{ID: "CVE-2021-44228"}}
+	vuln := func(path, typ string) assetscan.Finding {
+		return assetscan.Finding{Check: assetscan.CheckVulnerability, Path: path,
+			Vulnerability: &assetscan.Vulnerability{ID: "CVE-X", PackageType: typ}}
 	}
-	in := scanner.Result{
-		Findings: []assetscan.Finding{
-			vuln("lib/shop-app.jar"),                         // the kept jar: stays
-			vuln("lib/shop-app.jar!/BOOT-INF/lib/log4j.jar"), // its unpacked copy: dropped
-			vuln("lib/tool.whl!/tool-1.0.dist-info/METADATA"),
-			vuln("a/b.WAR!/WEB-INF/lib/x.jar"),
-			{Check: assetscan.CheckSecret, Path: "lib/shop-app.jar!/application.properties"}, // stays
-		},
-		Components: []assetscan.Component{
-			{Name: "log4j", Path: "lib/shop-app.jar"},
-			{Name: "log4j", Path: "lib/shop-app.jar!/BOOT-INF/lib/log4j.jar"},
-			{Name: "pom", Target: "lib/shop-app.jar!/META-INF/maven/x/pom.xml"},
-			{Name: "requests", Path: "lib/tool.whl!/requests-2.0.dist-info/METADATA"},
-		},
+	tests := []struct {
+		f    assetscan.Finding
+		keep bool
+	}{
+		{vuln("lib/shop-app.jar", "jar"), true},                          // the kept jar
+		{vuln("lib/shop-app.jar!/BOOT-INF/lib/log4j.jar", "jar"), false}, // its unpacked copy
+		{vuln("a/b.WAR!/WEB-INF/lib/x.jar", "jar"), false},
+		{vuln("a/b.war!/META-INF/maven/g/a/pom.xml", "pom"), false},
+		{vuln("lib/tool.whl!/tool-1.0.dist-info/METADATA", "python-pkg"), true},
+		// trivy does not read these whole: the unpacked tree is the only inventory.
+		{vuln("plugins/x.hpi!/WEB-INF/lib/jackson-databind-2.9.0.jar", "jar"), true},
+		{vuln("x.sar!/lib/y.jar", "jar"), true},
+		{vuln("tool.whl!/lib/y.jar", "jar"), true},
+		// Non-Java inventory inside a Java archive is found only unpacked.
+		{vuln("app.war!/static/package-lock.json", "npm"), true},
+		{vuln("app.jar!/bin/helper", "gobinary"), true},
+		{assetscan.Finding{Check: assetscan.CheckSecret, Path: "lib/shop-app.jar!/application.properties"}, true},
+	}
+	in := scanner.Result{}
+	for _, tt := range tests {
+		in.Findings = append(in.Findings, tt.f)
+	}
+	in.Components = []assetscan.Component{
+		{Name: "log4j", Type: "jar", Path: "lib/shop-app.jar"},
+		{Name: "log4j", Type: "jar", Path: "lib/shop-app.jar!/BOOT-INF/lib/log4j.jar"},
+		{Name: "pom", Type: "pom", Target: "lib/shop-app.jar!/META-INF/maven/x/pom.xml"},
+		{Name: "lodash", Type: "npm", Path: "app.war!/static/package-lock.json"},
+		{Name: "jackson", Type: "jar", Path: "plugins/x.hpi!/WEB-INF/lib/jackson.jar"},
 	}
 	out := dropUnpackedJavaInventory(in)
-	var paths []string
+	kept := map[string]bool{}
 	for _, f := range out.Findings {
-		paths = append(paths, f.Path)
+		kept[f.Path] = true
 	}
-	want := []string{"lib/shop-app.jar", "lib/tool.whl!/tool-1.0.dist-info/METADATA", "lib/shop-app.jar!/application.properties"}
-	if len(paths) != len(want) {
-		t.Fatalf("findings %v, want %v", paths, want)
-	}
-	for i := range want {
-		if paths[i] != want[i] {
-			t.Errorf("finding %d = %s, want %s", i, paths[i], want[i])
+	for _, tt := range tests {
+		if kept[tt.f.Path] != tt.keep {
+			t.Errorf("%s (%s): kept %v, want %v", tt.f.Path, tt.f.Check, kept[tt.f.Path], tt.keep)
 		}
 	}
-	if len(out.Components) != 2 || out.Components[0].Path != "lib/shop-app.jar" || out.Components[1].Name != "requests" {
-		t.Errorf("components %+v", out.Components)
+	var names []string
+	for _, c := range out.Components {
+		names = append(names, c.Name+"@"+c.Path)
+	}
+	if len(out.Components) != 3 || out.Components[0].Path != "lib/shop-app.jar" || out.Components[1].Name != "lodash" || out.Components[2].Name != "jackson" {
+		t.Errorf("components %v", names)
 	}
 }
