@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/policies"
+	"github.com/assetscan/assetscan/storage"
 )
 
 // Matcher matches a stored inventory against the vulnerability DB in use
@@ -92,13 +94,33 @@ func (e *Evaluator) rematchOne(ctx context.Context, store Inventories, match Mat
 	if err := store.PutFindings(ctx, id, nf); err != nil {
 		return Change{}, false, err
 	}
-	ev, changed := e.judge(p, cur, nf)
-	if !changed {
-		return Change{}, false, nil
-	}
-	next := ev.next
-	if err := store.Supersede(ctx, next); err != nil {
-		return Change{}, false, err
+	// The findings are stored already: the verdict must follow them even
+	// when another writer (a policy re-evaluation) moved the revision on
+	// meanwhile, so judge the current revision again and retry.
+	var ev evaluated
+	var next assetscan.Verdict
+	for attempt := 0; ; attempt++ {
+		var changed bool
+		ev, changed = e.judge(p, cur, nf)
+		if !changed {
+			return Change{}, false, nil
+		}
+		next = ev.next
+		err := store.Supersede(ctx, next)
+		if err == nil {
+			break
+		}
+		if attempt == 4 || !(errors.Is(err, storage.ErrAlreadyFinal) || errors.Is(err, storage.ErrBusy)) {
+			return Change{}, false, err
+		}
+		select {
+		case <-ctx.Done():
+			return Change{}, false, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+		if cur, err = store.Verdict(ctx, id); err != nil {
+			return Change{}, false, err
+		}
 	}
 	if e.Log != nil {
 		e.Log.InfoContext(ctx, "verdict re-evaluated after DB update", "scan_id", id, "asset_id", cur.AssetID,

@@ -228,6 +228,22 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	if err := s.Supersede(ctx, v2); !errors.Is(err, ErrAlreadyFinal) {
 		t.Errorf("second revision 2: %v, want ErrAlreadyFinal", err)
 	}
+	// A failed attempt at a revision (here: another writer's claim) leaves
+	// nothing behind: the next attempt writes it.
+	v3 := v2
+	v3.Revision = 3
+	claim := prefix + "final:" + a.ScanID + "@3"
+	rdb.Set(ctx, claim, "other", time.Minute)
+	if err := s.Supersede(ctx, v3); !errors.Is(err, ErrBusy) {
+		t.Errorf("revision 3 while claimed: %v, want ErrBusy", err)
+	}
+	rdb.Del(ctx, claim)
+	if err := s.Supersede(ctx, v3); err != nil {
+		t.Errorf("revision 3 after the claim: %v", err)
+	}
+	if n, _ := rdb.Exists(ctx, claim).Result(); n != 0 {
+		t.Error("revision 3's claim was left behind")
+	}
 
 	// Latest by submission order: the earlier submission finishing last
 	// does not become the asset's latest.

@@ -470,17 +470,28 @@ func (s *Store) Recent(ctx context.Context, n int) ([]string, error) {
 // Supersede records a new revision of a finished scan's verdict (after a
 // re-evaluation); v must carry Revision and Supersedes.
 //
-// It is a compare-and-set on the revision: when revision v.Revision was
-// written already (a concurrent re-evaluation), or the current verdict is
-// not revision v.Revision-1, it returns ErrAlreadyFinal and writes nothing.
+// It is a compare-and-set on the revision: when the current verdict is not
+// revision v.Revision-1 (a concurrent re-evaluation wrote it), it returns
+// ErrAlreadyFinal and writes nothing; while another writer holds that
+// revision's claim, ErrBusy. A failed write leaves no claim behind.
 func (s *Store) Supersede(ctx context.Context, v assetscan.Verdict) error {
-	ok, err := s.rdb.SetNX(ctx, s.key("final", fmt.Sprintf("%s@%d", v.ScanID, v.Revision)), "1", s.ttl).Result()
+	if cur, err := s.Verdict(ctx, v.ScanID); err == nil && cur.Revision != v.Revision-1 {
+		return ErrAlreadyFinal
+	}
+	claim := s.key("final", fmt.Sprintf("%s@%d", v.ScanID, v.Revision))
+	ok, err := s.rdb.SetNX(ctx, claim, "1", claimTTL).Result()
 	if err != nil {
 		return fmt.Errorf("supersede verdict: %w: %w", ErrUnavailable, err)
 	}
 	if !ok {
-		return ErrAlreadyFinal
+		return fmt.Errorf("supersede verdict %s@%d: %w", v.ScanID, v.Revision, ErrBusy)
 	}
+	// Released whatever happens: a failed write must not block the next
+	// attempt at this revision, and a done one is guarded by the revision
+	// check above.
+	defer s.rdb.Del(context.WithoutCancel(ctx), claim)
+	// Re-check under the claim: a writer that finished between the first
+	// check and the claim wrote this revision.
 	if cur, err := s.Verdict(ctx, v.ScanID); err == nil && cur.Revision != v.Revision-1 {
 		return ErrAlreadyFinal
 	}
