@@ -80,6 +80,7 @@ var volatile = []struct {
 	{regexp.MustCompile(`clamav-signatures sha256:[0-9a-f]+`), `clamav-signatures <digest>`},
 	{regexp.MustCompile(`signatures sha256:[0-9a-f]+`), `signatures <digest>`},
 	{regexp.MustCompile(`db sha256:[0-9a-f]+ built [0-9TZ:-]+`), `db <digest> built <time>`},
+	{regexp.MustCompile(`java-db sha256:[0-9a-f]+`), `java-db <digest>`},
 	{regexp.MustCompile(`"reuse_key": "sha256:[0-9a-f]{64}"`), `"reuse_key": "<reuse key>"`},
 	{regexp.MustCompile(`reuse:    sha256:[0-9a-f]{64}`), `reuse:    <reuse key>`},
 	{regexp.MustCompile(`mode (fdpass|instream), [0-9]+ in flight[^"\n]*`), `mode <mode>`},

@@ -2,6 +2,10 @@ package trivy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/assetscan/assetscan"
@@ -25,6 +29,19 @@ func (c *check) Identity(context.Context) (assetscan.Identity, error) {
 		id.Data = "db unknown"
 		return id, nil
 	}
-	id.Data = "db " + ref.Digest + " built " + ref.UpdatedAt.UTC().Format(time.RFC3339)
+	id.Data = "db " + ref.Digest + " built " + ref.UpdatedAt.UTC().Format(time.RFC3339) + "; " + c.e.javaDBIdentity()
 	return id, nil
+}
+
+// javaDBIdentity names the Java DB in use (it identifies jars without
+// pom.properties): the digest of its metadata.json, which changes with
+// every build of it; an empty placeholder DB has its own. The Java DB is
+// the one Open initialised (SwapDB swaps the vulnerability DB only).
+func (e *Engine) javaDBIdentity() string {
+	b, err := os.ReadFile(filepath.Join(e.javaDBDir, "java-db", "metadata.json"))
+	if err != nil {
+		return "java-db none"
+	}
+	sum := sha256.Sum256(b)
+	return "java-db sha256:" + hex.EncodeToString(sum[:8])
 }

@@ -100,6 +100,9 @@ type Engine struct {
 	buildMu sync.Mutex
 
 	secretConfig string
+	// javaDBDir is the cache dir whose java-db Open initialised (fixed
+	// for the Engine's life).
+	javaDBDir string
 }
 
 // Open opens the DB in cfg.CacheDir and prepares the Java DB. It fails with
@@ -135,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	return &Engine{cfg: cfg, dbRef: ref, secretConfig: secretConfig}, nil
+	return &Engine{cfg: cfg, dbRef: ref, secretConfig: secretConfig, javaDBDir: cfg.CacheDir}, nil
 }
 
 // ensureJavaDB creates an empty Java DB when the cache dir has none: trivy
