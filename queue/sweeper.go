@@ -19,7 +19,7 @@ import (
 type SweepRecords interface {
 	Get(ctx context.Context, id string) (storage.Scan, error)
 	Put(ctx context.Context, sc storage.Scan) error
-	Pending(ctx context.Context, cutoff time.Time, n int) ([]string, error)
+	Pending(ctx context.Context, cutoff time.Time, offset, n int) ([]string, error)
 	Unpend(ctx context.Context, id string) error
 	Lock(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }
@@ -52,6 +52,12 @@ type Sweeper struct {
 	// Now, optional, is the clock (tests).
 	Now func() time.Time
 }
+
+// Sweep paging: scans examined per page and per round.
+const (
+	sweepPage     = 500
+	maxSweepScans = 100_000
+)
 
 // SweepResult counts what a sweep did.
 type SweepResult struct {
@@ -148,9 +154,19 @@ func (s *Sweeper) archived(ctx context.Context, res *SweepResult) error {
 
 // pending handles unfinished scans that have no live task.
 func (s *Sweeper) pending(ctx context.Context, res *SweepResult) error {
-	ids, err := s.Records.Pending(ctx, s.Now().Add(-s.StuckAfter), 500)
-	if err != nil {
-		return fmt.Errorf("sweep: %w", err)
+	// Every unfinished scan is looked at, a page at a time (a backlog of
+	// old scans with live tasks must not hide a stuck one behind it).
+	var ids []string
+	cutoff := s.Now().Add(-s.StuckAfter)
+	for offset := 0; offset < maxSweepScans; offset += sweepPage {
+		page, err := s.Records.Pending(ctx, cutoff, offset, sweepPage)
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		ids = append(ids, page...)
+		if len(page) < sweepPage {
+			break
+		}
 	}
 	for _, id := range ids {
 		sc, err := s.Records.Get(ctx, id)

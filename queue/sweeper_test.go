@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func (m *memRecords) Put(_ context.Context, sc storage.Scan) error {
 	return nil
 }
 
-func (m *memRecords) Pending(_ context.Context, cutoff time.Time, n int) ([]string, error) {
+func (m *memRecords) Pending(_ context.Context, cutoff time.Time, offset, n int) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var ids []string
@@ -50,7 +51,11 @@ func (m *memRecords) Pending(_ context.Context, cutoff time.Time, n int) ([]stri
 			ids = append(ids, id)
 		}
 	}
-	return ids, nil
+	sort.Strings(ids)
+	if offset >= len(ids) {
+		return nil, nil
+	}
+	return ids[offset:min(len(ids), offset+n)], nil
 }
 
 func (m *memRecords) Unpend(context.Context, string) error { return nil }
@@ -237,4 +242,29 @@ func mustJSON(t *testing.T, v any) []byte {
 
 func containsID(payload []byte, id string) bool {
 	return strings.Contains(string(payload), `"scan_id":"`+id+`"`)
+}
+
+// Review: a backlog of more than a page of old scans with live tasks must
+// not hide a newer scan whose task was lost.
+func TestSweeperLooksPastABacklog(t *testing.T) {
+	t.Parallel()
+	b := setupSweeper(t)
+	ctx := context.Background()
+	for i := range sweepPage + 20 {
+		sc := b.record(t, fmt.Sprintf("scn_old_%04d", i), time.Hour/2, assetscan.StatusQueued)
+		if err := b.sweeper.Enqueuer.Enqueue(ctx, JobOf(sc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.record(t, "scn_zzz_lost", 5*time.Minute, assetscan.StatusQueued)
+	res, err := b.sweeper.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requeued != 1 {
+		t.Fatalf("sweep = %+v, want the lost scan behind the backlog re-enqueued", res)
+	}
+	if sc, _ := b.records.Get(ctx, "scn_zzz_lost"); sc.TaskID == "scn_zzz_lost" {
+		t.Error("the lost scan was not re-enqueued")
+	}
 }

@@ -178,13 +178,13 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	if _, created, err := s.Create(ctx, first); err != nil || !created {
 		t.Fatal(created, err)
 	}
-	if pend, _ := s.Pending(ctx, time.Now(), 10); !contains(pend, first.ScanID) {
+	if pend, _ := s.Pending(ctx, time.Now(), 0, 10); !contains(pend, first.ScanID) {
 		t.Errorf("pending %v lacks the new scan", pend)
 	}
 	if err := s.SaveVerdict(ctx, first, verdict(first, assetscan.Error, "sha256:err"), ok); err != nil {
 		t.Fatal(err)
 	}
-	if pend, _ := s.Pending(ctx, time.Now(), 10); contains(pend, first.ScanID) {
+	if pend, _ := s.Pending(ctx, time.Now(), 0, 10); contains(pend, first.ScanID) {
 		t.Errorf("a finished scan is still pending")
 	}
 	again := mk("errasset", t0)

@@ -158,12 +158,12 @@ func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
 }
 
 // Pending lists up to n unfinished scans submitted before cutoff, oldest
-// first: the work list of the sweeper, which re-enqueues or finalizes
-// scans whatever made them stick (a crash between record and enqueue, a
-// task deleted from the queue UI, a lost worker).
-func (s *Store) Pending(ctx context.Context, cutoff time.Time, n int) ([]string, error) {
+// first, skipping the first offset: the work list of the sweeper, which
+// re-enqueues or finalizes scans whatever made them stick (a crash between
+// record and enqueue, a task deleted from the queue UI, a lost worker).
+func (s *Store) Pending(ctx context.Context, cutoff time.Time, offset, n int) ([]string, error) {
 	ids, err := s.rdb.ZRangeByScore(ctx, s.key("pending"), &redis.ZRangeBy{
-		Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Count: int64(n)}).Result()
+		Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Offset: int64(offset), Count: int64(n)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending scans: %w: %w", ErrUnavailable, err)
 	}
