@@ -467,9 +467,10 @@ func (s *Server) latest(w http.ResponseWriter, r *http.Request) {
 // part is 0): reading it costs what reading a missing scan costs.
 const decoyScanID = "scn_00000000000000000000000000"
 
-// writeScan answers with a scan the caller may read; a scan of another
-// seller gets exactly the notFound answer of a missing one, so ids cannot
-// be probed, and costs the same work, so they cannot be timed either:
+// readableScan returns the scan record id names when the caller may read
+// it, and storage.ErrScanNotFound both when it is missing and when it is
+// another seller's, after the same work, so ids can neither be probed nor
+// timed (writeScan and getReport answer through it):
 //
 //   - a missing scan: Get misses in Redis, then misses in object storage;
 //   - another seller's scan: Get hits in Redis, then a verdict read of
@@ -480,8 +481,7 @@ const decoyScanID = "scn_00000000000000000000000000"
 // The remaining difference is a Redis hit against a Redis miss. A scan
 // whose record has left Redis (older than its TTL) costs one object
 // storage read more; its existence is then old news.
-func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id, notFound string) {
-	ctx := r.Context()
+func (s *Server) readableScan(ctx context.Context, id string) (storage.Scan, error) {
 	lookup := id
 	if !strings.HasPrefix(id, "scn_") || !idRe.MatchString(id) {
 		lookup = decoyScanID
@@ -489,8 +489,16 @@ func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id, notFound 
 	sc, err := s.Scans.Get(ctx, lookup)
 	if err == nil && (lookup != id || !mayRead(ctx, sc.SellerID)) {
 		_, _ = s.Scans.Verdict(ctx, decoyScanID)
-		err = storage.ErrScanNotFound
+		return storage.Scan{}, storage.ErrScanNotFound
 	}
+	return sc, err
+}
+
+// writeScan answers with a scan the caller may read (readableScan); a
+// scan of another seller gets exactly the notFound answer of a missing one.
+func (s *Server) writeScan(w http.ResponseWriter, r *http.Request, id, notFound string) {
+	ctx := r.Context()
+	sc, err := s.readableScan(ctx, id)
 	if errors.Is(err, storage.ErrScanNotFound) {
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
 		return

@@ -20,10 +20,6 @@ type FindingsReader interface {
 	Findings(ctx context.Context, id string) (assetscan.Findings, error)
 }
 
-// reportDecoyScanID is a well-formed scan id that is never issued (its
-// time part is 0): reading it costs what reading a missing scan costs.
-const reportDecoyScanID = "scn_00000000000000000000000000"
-
 // getReport serves GET /v1/scans/{scan_id}/report?format=sarif|cyclonedx|html|json:
 // the finished scan's report rendered by package report, under the access
 // rules of GET /v1/scans/{scan_id} (a seller reads only their own; another
@@ -43,15 +39,7 @@ func (s *Server) getReport(w http.ResponseWriter, r *http.Request) {
 	}
 	const notFound = "scan not found"
 	id := r.PathValue("scan_id")
-	lookup := id
-	if !strings.HasPrefix(id, "scn_") || !idRe.MatchString(id) {
-		lookup = reportDecoyScanID
-	}
-	sc, err := s.Scans.Get(ctx, lookup)
-	if err == nil && (lookup != id || !mayRead(ctx, sc.SellerID)) {
-		_, _ = s.Scans.Verdict(ctx, reportDecoyScanID)
-		err = storage.ErrScanNotFound
-	}
+	sc, err := s.readableScan(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrScanNotFound):
 		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: notFound})
