@@ -110,7 +110,7 @@ func (in *inspector) sshKeys() {
 				if !perUser(p) {
 					continue
 				}
-				if f, ok := expandKeysFile(p, u.name, u.uid, h.dir); ok {
+				if f, ok := ExpandKeysFile(p, u.name, u.uid, h.dir); ok {
 					add(f, u.name, false)
 				}
 			}
@@ -220,10 +220,12 @@ func perUser(p string) bool {
 	return strings.Contains(strings.ReplaceAll(p, "%%", ""), "%") || !strings.HasPrefix(p, "/")
 }
 
-// expandKeysFile expands the tokens of an AuthorizedKeysFile pattern (%%,
-// %h, %u, %U) for one user; relative results are relative to the home
-// directory, as with sshd. Unknown tokens make sshd refuse the pattern.
-func expandKeysFile(p, user, uid, homeRel string) (string, bool) {
+// ExpandKeysFile expands the tokens of an AuthorizedKeysFile pattern (%%,
+// %h, %u, %U) for one user whose home is homeRel (a path relative to the
+// image root, "." for /); relative results are relative to the home
+// directory, as with sshd. It returns the file relative to the image root,
+// and false for unknown tokens (sshd refuses the pattern).
+func ExpandKeysFile(p, user, uid, homeRel string) (string, bool) {
 	home := "/"
 	if homeRel != "." {
 		home += homeRel

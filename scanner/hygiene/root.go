@@ -138,46 +138,11 @@ func (in *inspector) rootKeyFiles(home string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, p := range patterns {
-		f, ok := expandKeysFile(p, "root", "0", home)
-		if ok && !seen[f] {
+		f, ok := accounts.ExpandKeysFile(p, "root", "0", home)
+		if ok && f != "." && !seen[f] {
 			seen[f] = true
 			out = append(out, f)
 		}
 	}
 	return out
-}
-
-// expandKeysFile expands the tokens of an AuthorizedKeysFile pattern (%%,
-// %h, %u, %U) for one user; relative results are relative to the home.
-func expandKeysFile(p, user, uid, homeRel string) (string, bool) {
-	home := "/" + homeRel
-	var sb strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] != '%' {
-			sb.WriteByte(p[i])
-			continue
-		}
-		if i+1 >= len(p) {
-			return "", false
-		}
-		i++
-		switch p[i] {
-		case '%':
-			sb.WriteByte('%')
-		case 'h':
-			sb.WriteString(home)
-		case 'u':
-			sb.WriteString(user)
-		case 'U':
-			sb.WriteString(uid)
-		default:
-			return "", false
-		}
-	}
-	out := sb.String()
-	if !strings.HasPrefix(out, "/") {
-		out = path.Join(home, out)
-	}
-	r := rel(out)
-	return r, r != "."
 }
