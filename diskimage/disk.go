@@ -209,7 +209,7 @@ func (d *Disk) open(ctx context.Context, size int64) ([]assetscan.Finding, error
 				if err == nil && d.exp != nil {
 					// The single read of this file's content when it is
 					// wanted: Source streams the copy.
-					err = d.exp.export(i, d.fss[i].Name, e, &ctxReader{ctx: ctx, r: f})
+					err = d.exp.export(i, d.fss[i].Name, e, scanner.ContextReader(ctx, f))
 					if err != nil && !errors.Is(err, ErrCorrupt) {
 						return err
 					}
@@ -409,14 +409,14 @@ func (s source) Walk(ctx context.Context, fn func(f scanner.File, r io.Reader) e
 						return fmt.Errorf("diskimage: %s%s: exported copy: %w", prefix, e.path, err)
 					}
 					defer c.Close()
-					return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: c})
+					return fn(scanner.File{Path: prefix + e.path, Size: e.size}, scanner.ContextReader(ctx, c))
 				}
 			}
 			f, err := m.openEntry(e)
 			if err != nil {
 				return fmt.Errorf("diskimage: %s%s: %w", prefix, e.path, err)
 			}
-			return fn(scanner.File{Path: prefix + e.path, Size: e.size}, &ctxReader{ctx: ctx, r: f})
+			return fn(scanner.File{Path: prefix + e.path, Size: e.size}, scanner.ContextReader(ctx, f))
 		}
 		if d.walked != nil {
 			// The files Open's walk found, in the same order: no directory
@@ -445,18 +445,6 @@ func (s source) Walk(ctx context.Context, fn func(f scanner.File, r io.Reader) e
 		}
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // walker walks one file system depth-first, names sorted, without

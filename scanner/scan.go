@@ -393,11 +393,16 @@ func FileSHA256(ctx context.Context, path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+	if _, err := io.Copy(h, ContextReader(ctx, f)); err != nil {
 		return "", fmt.Errorf("hash asset: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// ContextReader returns a reader of r whose reads fail with ctx's error
+// once ctx is done: long copies of hostile input (hashing, extracting,
+// streaming a disk's files) stop when the scan is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
 
 type ctxReader struct {
 	ctx context.Context

@@ -60,7 +60,7 @@ type wideText struct {
 // secret config's path rules apply to it; rel turns it into the reported
 // path); layer is the image layer's DiffID or "".
 func (w *wideText) file(ctx context.Context, name, layer string, r io.Reader) error {
-	r = &ctxReader{ctx: ctx, r: r}
+	r = scanner.ContextReader(ctx, r)
 	head := make([]byte, textenc.SniffSize)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -256,19 +256,6 @@ func (e *Engine) addWideTextSecretsOfFiles(ctx context.Context, t *scanner.Targe
 		return scanner.Result{}, fmt.Errorf("trivy secrets: %w", err)
 	}
 	return w.detail(w.merge(res, func(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") })), nil
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // fullReader fills each Read's buffer (trivy's streaming scanner reads one
