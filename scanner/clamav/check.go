@@ -433,22 +433,21 @@ feed:
 // read.
 const fdPassSessions = 2
 
+// errChanged: a planned file is not the file found when it is opened.
+var errChanged = errors.New("file changed during the scan")
+
 // sendFD opens a planned file, checks it is the file that was planned, and
 // passes its descriptor to clamd.
 func (k *Check) sendFD(s *Session, fs fileState, tag int) error {
-	f, err := os.Open(fs.f.DiskPath)
+	fd, err := openPlanned(fs.f.DiskPath, fs.info)
 	if err != nil {
+		if errors.Is(err, errChanged) {
+			return fmt.Errorf("malware check: %q: %w", fs.f.Path, errChanged)
+		}
 		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
-	}
-	if !os.SameFile(st, fs.info) || st.Size() != fs.info.Size() || !st.Mode().IsRegular() {
-		return fmt.Errorf("malware check: %q: file changed during the scan", fs.f.Path)
-	}
-	if err := s.SendFile(tag, f); err != nil {
+	defer closeFD(fd)
+	if err := s.SendFD(tag, fd); err != nil {
 		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
 	}
 	return nil
