@@ -48,3 +48,12 @@ func SniffStream(r io.Reader, buf []byte) (Kind, error) {
 		}
 	}
 }
+
+// ReleaseEvery is ReleaseSource releasing every step bytes, lag behind
+// the read position (the defaults, 64 MiB and 1 MiB, need large fixtures).
+func ReleaseEvery(step, lag int64) Option {
+	return func(o *options) { o.releaseSource, o.step, o.lag = true, step, lag }
+}
+
+// PunchHole exposes punchHole, to probe the temp dir's file system.
+var PunchHole = punchHole

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -52,6 +53,9 @@ type Result struct {
 	// Coverage says how much of the package the extraction accounted for
 	// and what it left unexamined.
 	Coverage Coverage
+	// ReleasedBytes is how many bytes at the front of the package were
+	// released from the file system as they were extracted (ReleaseSource).
+	ReleasedBytes int64
 }
 
 // MaxUnexamined bounds Coverage.Unexamined.
@@ -121,7 +125,11 @@ const copyBufSize = 256 << 10
 // dest unusable, src unreadable, a write failed (disk full) or ctx was
 // cancelled. The Result is then nil and dest holds a partial extraction the
 // caller should remove.
-func Extract(ctx context.Context, src string, f Format, dest string, lim Limits) (*Result, error) {
+func Extract(ctx context.Context, src string, f Format, dest string, lim Limits, opts ...Option) (*Result, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := lim.Validate(); err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
@@ -158,18 +166,31 @@ func Extract(ctx context.Context, src string, f Format, dest string, lim Limits)
 			"the package is not a zip, tar or tar.gz archive; pack it in one of these formats"))
 		return res, nil
 	}
-	sf, err := os.Open(src)
+	var sf *os.File
+	var rel *releaser
+	if o.releaseSource && f != FormatZip {
+		// Punching holes needs a descriptor open for writing.
+		sf, err = os.OpenFile(src, os.O_RDWR, 0)
+		rel = &releaser{f: sf, step: releaseStep, lag: releaseLag, log: slog.Default()}
+		if o.step > 0 {
+			rel.step, rel.lag = o.step, o.lag
+		}
+	} else {
+		sf, err = os.Open(src)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
 	defer sf.Close()
 	e := &extractor{
-		ctx:  ctx,
-		lim:  lim,
-		dest: abs,
-		res:  res,
-		buf:  make([]byte, copyBufSize),
+		ctx:     ctx,
+		lim:     lim,
+		dest:    abs,
+		res:     res,
+		buf:     make([]byte, copyBufSize),
+		release: rel,
 	}
+	defer func() { res.ReleasedBytes = rel.released() }()
 	kind := map[Format]Kind{FormatZip: KindZip, FormatTar: KindTar, FormatTarGz: KindGzip}[f]
 	if _, err := e.extractLevel(&level{root: root, depth: 1}, kind, sf, ""); err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
@@ -209,6 +230,9 @@ type extractor struct {
 	dest string
 	res  *Result
 	buf  []byte
+	// release frees the front of the package as its tar stream is read
+	// (nil: ReleaseSource not given, or a zip).
+	release *releaser
 	// sn is the sniffer of the file being written, reused from file to
 	// file (its verdict is taken as soon as the file is written).
 	sn sniffer

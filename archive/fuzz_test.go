@@ -41,11 +41,16 @@ func fuzzOne(t *testing.T, data []byte, f archive.Format) {
 	// Every loop honours ctx: a hang shows up as an error.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := archive.Extract(ctx, src, f, s.dest, fuzzLimits())
+	// Release the package as it is read (as a worker does with its
+	// download), a page at a time, so that every input exercises it.
+	res, err := archive.Extract(ctx, src, f, s.dest, fuzzLimits(), archive.ReleaseEvery(4096, 0))
 	if err != nil {
 		t.Fatalf("Extract(%s): %v", f, err)
 	}
 	s.check(t, res)
+	if res.ReleasedBytes < 0 || res.ReleasedBytes > int64(len(data)) {
+		t.Fatalf("released %d bytes of %d", res.ReleasedBytes, len(data))
+	}
 }
 
 func FuzzExtractZip(f *testing.F) {

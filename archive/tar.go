@@ -89,6 +89,11 @@ func (e *extractor) tarEntries(lv *level, src io.Reader, cr *countReader, arcPat
 		if oc, err := e.discard(tr, &m, join(lv.dir, m.name)); err != nil || oc != done {
 			return oc, err
 		}
+		if lv.depth == 1 {
+			// Every byte read so far belongs to an entry that is done:
+			// written out, or refused with a finding.
+			e.release.upTo(cr.n)
+		}
 	}
 }
 

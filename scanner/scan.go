@@ -92,7 +92,9 @@ type Request struct {
 	WorkDir string
 	Rules   Rules
 	// Disposable says Path is the scan's own copy (a download): the
-	// scanner removes it once extracted when nothing reads it any more.
+	// scanner frees its bytes as they are extracted (archive.ReleaseSource)
+	// and removes it once extracted when nothing reads it any more. Never
+	// set it for a caller's own file.
 	Disposable bool
 	// Identities, optional, are the check identities taken for this scan
 	// (Scanner.Identities); taken here when nil.
@@ -182,7 +184,14 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 		}
 		start := time.Now()
 		s.progress("extracting %s", req.Name)
-		res, err := archive.Extract(ctx, req.Path, format, t.Root, req.Rules.Limits())
+		var opts []archive.Option
+		if req.Disposable {
+			// Our own download: free its bytes as they are extracted, so
+			// the work disk holds about the expanded size, not the
+			// package plus its expansion.
+			opts = append(opts, archive.ReleaseSource())
+		}
+		res, err := archive.Extract(ctx, req.Path, format, t.Root, req.Rules.Limits(), opts...)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("extract: %w", ctx.Err())
@@ -202,8 +211,8 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			t.Files = append(t.Files, File{Path: req.Name, DiskPath: req.Path, Size: fi.Size()})
 		} else if req.Disposable {
 			// Every byte is in the extracted files now and no check reads
-			// the package itself: free its room (the work disk then holds
-			// about the expanded size, not that plus the package).
+			// the package itself: free what extraction did not release
+			// already (a zip, the end of a tar).
 			if err := os.Remove(req.Path); err != nil {
 				log.WarnContext(ctx, "remove the extracted package", "error", err)
 			}
@@ -214,7 +223,7 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (*Report, error) {
 			Coverage: extractionCoverage(res)})
 		s.progress("extracted %d files, %d bytes", len(res.Files), res.ExpandedBytes)
 		log.InfoContext(ctx, "extracted", "files", len(res.Files), "bytes", res.ExpandedBytes,
-			"findings", len(res.Findings), "duration", time.Since(start))
+			"findings", len(res.Findings), "released_bytes", res.ReleasedBytes, "duration", time.Since(start))
 	}
 
 	if req.Kind != assetscan.KindPackage {

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -530,7 +531,7 @@ func logTimes(paths []string, msg string) (map[string]time.Time, error) {
 	return m, err
 }
 
-// duBytes is `du -sb DIR`: the apparent size of everything under dir
+// duBytes is `du -sB1 DIR`: the bytes allocated to everything under dir
 // (files vanishing during the walk are skipped).
 func duBytes(dir string) int64 {
 	var n int64
@@ -538,7 +539,15 @@ func duBytes(dir string) int64 {
 		if err != nil {
 			return nil
 		}
-		if fi, err := d.Info(); err == nil {
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		// Allocated blocks, as du counts them: a package whose extracted
+		// bytes were released (punched holes) keeps its apparent size.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
 			n += fi.Size()
 		}
 		return nil

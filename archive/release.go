@@ -1,0 +1,75 @@
+package archive
+
+import (
+	"log/slog"
+	"os"
+)
+
+// Option changes how Extract reads its source.
+type Option func(*options)
+
+type options struct {
+	releaseSource bool
+	// step and lag override releaseStep and releaseLag (tests).
+	step, lag int64
+}
+
+// ReleaseSource tells Extract that the caller will not read src again for
+// what was extracted from it (it is the scan's own download): as the
+// package's tar stream (a tar, or the compressed stream of a tar.gz) is
+// read front to back, the bytes whose entries are already on disk are
+// released from the file system (fallocate FALLOC_FL_PUNCH_HOLE), so the
+// work disk holds about the expanded size at any moment, not the package
+// plus its expansion. src keeps its size; released ranges read as zeros.
+// Bytes not extracted (from a corrupt entry on) are never released, so an
+// engine that reads the package itself still sees them. A zip is read
+// through its index, not front to back: it is not released. On a file
+// system that cannot punch holes nothing is released (Result.ReleasedBytes
+// stays 0).
+func ReleaseSource() Option { return func(o *options) { o.releaseSource = true } }
+
+const (
+	// releaseLag is how far behind the read position released bytes end:
+	// a decompressor may have read (not yet delivered) compressed bytes of
+	// the next entry; they stay until that entry is written.
+	releaseLag = 1 << 20
+	// releaseStep is the least a release frees: one system call per
+	// 64 MiB read, not one per entry.
+	releaseStep = 64 << 20
+)
+
+// releaser frees the front of a source file as extraction passes it.
+type releaser struct {
+	f         *os.File
+	step, lag int64
+	done      int64 // bytes [0, done) are released
+	off       bool  // the file system refused: stop trying
+	log       *slog.Logger
+}
+
+// upTo releases the source up to read position n (the bytes of every
+// entry written so far end there), less releaseLag, page-aligned.
+func (r *releaser) upTo(n int64) {
+	if r == nil || r.off {
+		return
+	}
+	end := (n - r.lag) &^ (pageSize - 1)
+	if end-r.done < r.step {
+		return
+	}
+	if err := punchHole(r.f, r.done, end-r.done); err != nil {
+		r.off = true
+		r.log.Debug("archive: the work disk cannot release an extracted package's bytes; it holds both", "error", err)
+		return
+	}
+	r.done = end
+}
+
+func (r *releaser) released() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.done
+}
+
+const pageSize = 4096
