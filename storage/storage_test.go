@@ -17,10 +17,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/internal/keyslot"
+	"github.com/assetscan/assetscan/internal/redistest"
 )
 
 // services returns clients of the real Redis and MinIO the test script
-// starts; Redis database 11 is this package's.
+// starts; Redis database 11 is this package's (on a Redis Cluster,
+// database 0 and the tests' own key prefixes).
 func services(t *testing.T) (*Objects, redis.UniversalClient) {
 	t.Helper()
 	if os.Getenv("ASSETSCAN_TEST_S3_ENDPOINT") == "" {
@@ -34,9 +37,15 @@ func services(t *testing.T) (*Objects, redis.UniversalClient) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("ASSETSCAN_TEST_REDIS_ADDR"), DB: 11})
-	t.Cleanup(func() { rdb.Close() })
-	return obj, rdb
+	return obj, redistest.Client(t, 11)
+}
+
+// loseKeys deletes every key under prefix: Redis losing a store's data.
+func loseKeys(t *testing.T, rdb redis.UniversalClient, prefix string) {
+	t.Helper()
+	if _, err := redistest.Delete(context.Background(), rdb, prefix+"*"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func bucket(t *testing.T, obj *Objects) string {
@@ -98,11 +107,7 @@ func TestStoreDedupAndDurability(t *testing.T) {
 	obj, rdb := services(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("storagetest%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
 	s := NewStore(rdb, obj, bucket(t, obj), prefix)
 	sc := Scan{ScanID: NewScanID(), AssetID: "a1", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
 		ETag: "e1", Size: 10, Status: assetscan.StatusQueued, SubmittedAt: time.Now().UTC()}
@@ -121,6 +126,17 @@ func TestStoreDedupAndDurability(t *testing.T) {
 	if _, created, _ := s.Create(ctx, changed); !created {
 		t.Error("new content deduplicated")
 	}
+	// A submission whose enqueue failed is forgotten: record and dedup
+	// entry (two keys, two slots of a cluster) are gone, so a retry is new.
+	if err := s.Forget(ctx, changed); err != nil {
+		t.Fatalf("Forget: %v", err)
+	}
+	if _, err := s.Get(ctx, changed.ScanID); !errors.Is(err, ErrScanNotFound) {
+		t.Errorf("record after Forget: %v, want ErrScanNotFound", err)
+	}
+	if _, created, err := s.Create(ctx, changed); err != nil || !created {
+		t.Errorf("resubmission after Forget: created=%v err=%v, want a new scan", created, err)
+	}
 	v := assetscan.Verdict{ScanID: sc.ScanID, AssetID: "a1", SellerID: "s1", Kind: assetscan.KindPackage,
 		Status: assetscan.StatusDone, Verdict: assetscan.Pass, SHA256: "ab", Object: assetscan.Object{Name: "k"}, CompletedAt: time.Now()}
 	if err := s.SaveVerdict(ctx, sc, v, assetscan.Findings{Checks: []assetscan.CheckRun{{Name: "format", Status: "ok"}}}); err != nil {
@@ -128,9 +144,7 @@ func TestStoreDedupAndDurability(t *testing.T) {
 	}
 	// Redis forgets everything: the record, latest pointer and verdict are
 	// still read from object storage.
-	if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-		rdb.Del(ctx, keys...)
-	}
+	loseKeys(t, rdb, prefix)
 	rec, err := s.Get(ctx, sc.ScanID)
 	if err != nil || rec.Status != assetscan.StatusDone || rec.Verdict != assetscan.Pass {
 		t.Fatalf("Get after Redis loss = %+v %v", rec, err)
@@ -148,6 +162,31 @@ func TestStoreDedupAndDurability(t *testing.T) {
 
 var _ = minio.ToErrorResponse
 
+// TestIndexKeysShareASlot: the fleet-wide indexes that one transaction
+// updates (index: latest, recent, pending) lie in one Redis Cluster slot
+// whatever the prefix; a prefix with a hash tag of its own puts every key
+// in its slot.
+func TestIndexKeysShareASlot(t *testing.T) {
+	for _, prefix := range []string{"assetscan:", "e2e-7-1a2b:", "", "{tenant-a}:"} {
+		t.Run(prefix, func(t *testing.T) {
+			s := NewStore(nil, nil, "reports", prefix)
+			together := []string{s.indexKey("pending"), s.indexKey("recent")}
+			for _, k := range []assetscan.Kind{assetscan.KindPackage, assetscan.KindContainerImage, assetscan.KindVMImage} {
+				together = append(together, s.indexKey("latest", string(k)))
+			}
+			if !keyslot.Same(together...) {
+				t.Errorf("index keys in different slots: %q", together)
+			}
+			if tag := keyslot.Tag(s.indexKey("recent")); prefix != "{tenant-a}:" && tag != "index" {
+				t.Errorf("hash tag of %s = %q, want index", s.indexKey("recent"), tag)
+			}
+			if prefix == "{tenant-a}:" && !keyslot.Same(s.indexKey("recent"), s.key("scan", "scn_1"), s.key("dedup", "d")) {
+				t.Error("a prefix's own hash tag does not hold every key")
+			}
+		})
+	}
+}
+
 // Issue 10 items 5 and 8: errors are not handed back on resubmission; a
 // verdict is written once; "latest" follows submission order; declared
 // inputs are part of the submission; the reuse index never points at an
@@ -156,11 +195,7 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	obj, rdb := services(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("storagecas%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
 	s := NewStore(rdb, obj, bucket(t, obj), prefix)
 	t0 := time.Now().UTC().Add(-time.Hour)
 	mk := func(asset string, at time.Time) Scan {
@@ -263,9 +298,7 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
 		t.Errorf("latest = %s, want the scan submitted last %s", id, newer.ScanID)
 	}
-	if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-		rdb.Del(ctx, keys...) // Redis loses its data: object storage decides
-	}
+	loseKeys(t, rdb, prefix) // Redis loses its data: object storage decides
 	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
 		t.Errorf("latest after Redis loss = %s, want %s", id, newer.ScanID)
 	}
@@ -291,11 +324,7 @@ func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
 	obj, rdb := services(t)
 	ctx := context.Background()
 	prefix := fmt.Sprintf("storagerec%d:", time.Now().UnixNano())
-	t.Cleanup(func() {
-		if keys, _ := rdb.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
 	b := bucket(t, obj)
 	s := NewStore(rdb, obj, b, prefix)
 	sc := Scan{ScanID: NewScanID(), AssetID: "rec", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",

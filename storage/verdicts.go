@@ -61,17 +61,25 @@ type Scan struct {
 //
 //	Redis  <prefix>scan:<id>          scan record (JSON)
 //	Redis  <prefix>asset:<asset_id>   latest scan id of the asset
+//	Redis  <prefix>asset-done:<asset_id> the asset's latest finished scan id
 //	Redis  <prefix>dedup:<digest>     scan id for a (asset, object, content) submission
 //	S3     <bucket>/verdicts/<id>.json        verdict document of record
 //	S3     <bucket>/findings/<id>.json        findings (facts, policy-free)
 //	S3     <bucket>/scans/<id>.json           scan record at completion
 //	S3     <bucket>/assets/<asset_id>/latest.json  {"scan_id": ...}
 //	S3     <bucket>/verdicts/<id>@<revision>.json every revision (immutable)
-//	Redis  <prefix>latest:<kind>      set: scan ids that are their asset's latest finished scan
-//	Redis  <prefix>recent             sorted set: finished scan ids by completion time
+//	Redis  <prefix>{index}:latest:<kind> set: scan ids that are their asset's latest finished scan
+//	Redis  <prefix>{index}:recent     sorted set: finished scan ids by completion time
+//	Redis  <prefix>{index}:pending    sorted set: unfinished scan ids by submission time (the sweeper's work list)
 //	Redis  <prefix>reuse:<reuse key>  scan id of the last finished, complete scan with that reuse key
-//	Redis  <prefix>pending            sorted set: unfinished scan ids by submission time (the sweeper's work list)
 //	Redis  <prefix>final:<id>         claim of the one writer of a scan's verdict
+//	Redis  <prefix>lock:<name>        fleet-wide locks (Lock)
+//
+// Redis Cluster: the fleet-wide indexes share the hash tag {index}, so
+// that a finished scan moves between them in one transaction (MULTI/EXEC
+// must stay in one slot). Every other command touches one key; those keys
+// carry no tag and spread over the cluster. With a prefix that holds a
+// hash tag itself (e.g. "{assetscan}:"), every key lands in that one slot.
 //
 // If Redis loses its data, finished scans are still found in S3.
 type Store struct {
@@ -118,6 +126,14 @@ func FindingsDigest(fs []assetscan.Finding, n int) string {
 
 func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
 
+// indexTag is the hash tag of the fleet-wide indexes (see Store).
+const indexTag = "{index}"
+
+// indexKey names a fleet-wide index: "latest:<kind>", "recent", "pending".
+func (s *Store) indexKey(parts ...string) string {
+	return s.key(append([]string{indexTag}, parts...)...)
+}
+
 // Create records a new scan unless the same submission exists; then it
 // returns the existing scan and created=false.
 func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
@@ -148,10 +164,13 @@ func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
 	if err := s.Put(ctx, sc); err != nil {
 		return Scan{}, false, err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.Set(ctx, s.key("asset", sc.AssetID), sc.ScanID, s.ttl)
-	pipe.ZAdd(ctx, s.key("pending"), redis.Z{Score: float64(sc.SubmittedAt.UnixMilli()), Member: sc.ScanID})
-	if _, err := pipe.Exec(ctx); err != nil {
+	// The sweeper's work list first: should the next write fail, the
+	// sweeper still finds the scan (the two keys lie in different slots
+	// of a Redis Cluster, so they are not one transaction).
+	if err := s.rdb.ZAdd(ctx, s.indexKey("pending"), redis.Z{Score: float64(sc.SubmittedAt.UnixMilli()), Member: sc.ScanID}).Err(); err != nil {
+		return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
+	}
+	if err := s.rdb.Set(ctx, s.key("asset", sc.AssetID), sc.ScanID, s.ttl).Err(); err != nil {
 		return Scan{}, false, fmt.Errorf("create scan: %w: %w", ErrUnavailable, err)
 	}
 	return sc, true, nil
@@ -162,7 +181,7 @@ func (s *Store) Create(ctx context.Context, sc Scan) (Scan, bool, error) {
 // re-enqueues or finalizes scans whatever made them stick (a crash between
 // record and enqueue, a task deleted from the queue UI, a lost worker).
 func (s *Store) Pending(ctx context.Context, cutoff time.Time, offset, n int) ([]string, error) {
-	ids, err := s.rdb.ZRangeByScore(ctx, s.key("pending"), &redis.ZRangeBy{
+	ids, err := s.rdb.ZRangeByScore(ctx, s.indexKey("pending"), &redis.ZRangeBy{
 		Min: "-inf", Max: fmt.Sprint(cutoff.UnixMilli()), Offset: int64(offset), Count: int64(n)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending scans: %w: %w", ErrUnavailable, err)
@@ -172,13 +191,20 @@ func (s *Store) Pending(ctx context.Context, cutoff time.Time, offset, n int) ([
 
 // Unpend removes a scan from the pending list (its record is gone).
 func (s *Store) Unpend(ctx context.Context, id string) error {
-	return s.rdb.ZRem(ctx, s.key("pending"), id).Err()
+	return s.rdb.ZRem(ctx, s.indexKey("pending"), id).Err()
 }
 
-// Forget removes a scan's dedup entry (used when enqueueing failed, so the
-// submission can be retried).
+// Forget removes a scan's dedup entry and record (used when enqueueing
+// failed, so the submission can be retried). One DEL per key: they lie in
+// different slots of a Redis Cluster.
 func (s *Store) Forget(ctx context.Context, sc Scan) error {
-	return s.rdb.Del(ctx, s.key("dedup", DedupKey(sc)), s.key("scan", sc.ScanID)).Err()
+	var errs []error
+	for _, k := range []string{s.key("dedup", DedupKey(sc)), s.key("scan", sc.ScanID)} {
+		if err := s.rdb.Del(ctx, k).Err(); err != nil {
+			errs = append(errs, fmt.Errorf("forget scan: %w: %w", ErrUnavailable, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Put writes the scan record.
@@ -389,11 +415,15 @@ func (s *Store) putLatest(ctx context.Context, sc Scan) error {
 	return nil
 }
 
-// index maintains the Redis indexes of finished scans.
+// index maintains the Redis indexes of finished scans: the asset's
+// latest finished scan (asset-done), then the fleet-wide indexes in one
+// transaction (one slot, see Store), then the reuse key. Every step is
+// idempotent; asset-done goes first so that a failure after it never
+// leaves two scans of one asset in latest:<kind> (the next finished scan
+// of the asset removes this one).
 func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
-	latestKey := s.key("latest", string(sc.Kind))
+	latestKey := s.indexKey("latest", string(sc.Kind))
 	prevKey := s.key("asset-done", sc.AssetID)
-	pipe := s.rdb.TxPipeline()
 	// The asset's latest finished scan is the one submitted last.
 	prev, err := s.rdb.Get(ctx, prevKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -406,19 +436,26 @@ func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict, f asset
 		}
 	}
 	if newer {
-		pipe.Set(ctx, prevKey, sc.ScanID, 0)
+		if err := s.rdb.Set(ctx, prevKey, sc.ScanID, 0).Err(); err != nil {
+			return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
+		}
+	}
+	pipe := s.rdb.TxPipeline()
+	if newer {
 		if prev != "" && prev != sc.ScanID {
 			pipe.SRem(ctx, latestKey, prev)
 		}
 		pipe.SAdd(ctx, latestKey, sc.ScanID)
 	}
-	pipe.ZAdd(ctx, s.key("recent"), redis.Z{Score: float64(v.CompletedAt.UnixMilli()), Member: sc.ScanID})
-	pipe.ZRem(ctx, s.key("pending"), sc.ScanID)
-	if v.ReuseKey != "" && !v.Reused && v.Verdict != assetscan.Error && complete(f) {
-		pipe.Set(ctx, s.key("reuse", v.ReuseKey), sc.ScanID, s.ttl)
-	}
+	pipe.ZAdd(ctx, s.indexKey("recent"), redis.Z{Score: float64(v.CompletedAt.UnixMilli()), Member: sc.ScanID})
+	pipe.ZRem(ctx, s.indexKey("pending"), sc.ScanID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
+	}
+	if v.ReuseKey != "" && !v.Reused && v.Verdict != assetscan.Error && complete(f) {
+		if err := s.rdb.Set(ctx, s.key("reuse", v.ReuseKey), sc.ScanID, s.ttl).Err(); err != nil {
+			return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
+		}
 	}
 	return nil
 }
@@ -451,7 +488,7 @@ func (s *Store) ByReuseKey(ctx context.Context, key string) (string, error) {
 
 // LatestOfKind lists the scans that are their asset's latest finished scan.
 func (s *Store) LatestOfKind(ctx context.Context, kind assetscan.Kind) ([]string, error) {
-	ids, err := s.rdb.SMembers(ctx, s.key("latest", string(kind))).Result()
+	ids, err := s.rdb.SMembers(ctx, s.indexKey("latest", string(kind))).Result()
 	if err != nil {
 		return nil, fmt.Errorf("latest scans: %w: %w", ErrUnavailable, err)
 	}
@@ -460,7 +497,7 @@ func (s *Store) LatestOfKind(ctx context.Context, kind assetscan.Kind) ([]string
 
 // Recent lists up to n finished scans, newest first.
 func (s *Store) Recent(ctx context.Context, n int) ([]string, error) {
-	ids, err := s.rdb.ZRevRange(ctx, s.key("recent"), 0, int64(n-1)).Result()
+	ids, err := s.rdb.ZRevRange(ctx, s.indexKey("recent"), 0, int64(n-1)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("recent scans: %w: %w", ErrUnavailable, err)
 	}
