@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/internal/redistest"
 	"github.com/assetscan/assetscan/storage"
 )
 
@@ -34,8 +35,8 @@ func newDurableEnv(t *testing.T) *durableEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &durableEnv{prefix: fmt.Sprintf("policytest:%s:%d:", t.Name(), time.Now().UnixNano())}
-	if addr := os.Getenv("ASSETSCAN_TEST_REDIS_ADDR"); addr != "" {
-		e.rdb = redis.NewClient(&redis.Options{Addr: addr, DB: 12})
+	if len(redistest.Addrs()) > 0 {
+		e.rdb = redistest.New(12) // database 12, or the Redis Cluster
 	} else {
 		e.mini = miniredis.RunT(t)
 		e.rdb = redis.NewClient(&redis.Options{Addr: e.mini.Addr()})
@@ -76,12 +77,8 @@ func (e *durableEnv) loseRedis(t *testing.T) {
 		e.mini.FlushAll()
 		return
 	}
-	keys, err := e.rdb.Keys(ctx, e.prefix+"*").Result()
-	if err != nil {
+	if _, err := redistest.Delete(ctx, e.rdb, e.prefix+"*"); err != nil {
 		t.Fatal(err)
-	}
-	if len(keys) > 0 {
-		e.rdb.Del(ctx, keys...)
 	}
 }
 
@@ -198,7 +195,7 @@ func TestSeedDoesNotSeedWhatItCannotSee(t *testing.T) {
 	if err := down.Seed(ctx); !errors.Is(err, storage.ErrUnavailable) {
 		t.Fatalf("Seed with storage down = %v, want ErrUnavailable", err)
 	}
-	if n, _ := e.rdb.Exists(ctx, e.prefix+"policy:default-package").Result(); n != 0 {
+	if n, _ := e.rdb.Exists(ctx, down.key("policy", "default-package")).Result(); n != 0 {
 		t.Fatal("the shipped default was seeded while object storage was down")
 	}
 	s := e.store()

@@ -43,9 +43,14 @@ type Change struct {
 // record of every version and its history and Redis is rebuilt from it
 // (see WithObjects); without, Redis is all there is. Layout (Redis):
 //
-//	<prefix>policy:<id>            current document (YAML)
-//	<prefix>policy:<id>:history    list of Change (JSON), oldest first
-//	<prefix>policy-kind:<kind>     id of the policy in force for a kind
+//	<prefix>{policies}:policy:<id>            current document (YAML)
+//	<prefix>{policies}:policy:<id>:history    list of Change (JSON), oldest first
+//	<prefix>{policies}:policy-kind:<kind>     id of the policy in force for a kind
+//
+// Every key shares the hash tag {policies}: a change is a WATCH/MULTI
+// transaction over a policy's document, its history and its kind's
+// mapping, which a Redis Cluster runs only within one slot. Policies are
+// few and small; one slot holds them all.
 //
 // A document in Redis is always one that parsed and validated; a process
 // also keeps the last good copy in memory and serves it if Redis answers
@@ -67,7 +72,12 @@ func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 	return &Store{rdb: rdb, prefix: prefix, lastGood: map[string]*Policy{}}
 }
 
-func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
+// keyTag is the hash tag every policy key shares (see Store).
+const keyTag = "{policies}"
+
+func (s *Store) key(parts ...string) string {
+	return s.prefix + keyTag + ":" + strings.Join(parts, ":")
+}
 
 // Seed stores each embedded default policy that is not stored yet. With
 // object storage, it first reconciles Redis and object storage, and a

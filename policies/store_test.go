@@ -12,19 +12,35 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/assetscan/assetscan"
+	"github.com/assetscan/assetscan/internal/keyslot"
+	"github.com/assetscan/assetscan/internal/redistest"
 )
 
-// testRedis returns the real Redis of the test script (DB 12) when
-// ASSETSCAN_TEST_REDIS_ADDR is set, else an in-process miniredis.
-func testRedis(t *testing.T) redis.UniversalClient {
+// testRedises returns the clients TestStore runs against: the real Redis
+// of the test script (database 12, or the Redis Cluster) when
+// ASSETSCAN_TEST_REDIS_ADDR is set, else an in-process miniredis; and, in
+// every run, a go-redis cluster client over a miniredis: go-redis's
+// cluster code path (routing, WATCH on the slot's node). miniredis does
+// not check slots; TestKeysShareASlot does, and so does the scale-out run
+// on a real Redis Cluster (scripts/test.sh --scale-out).
+func testRedises(t *testing.T) []namedRedis {
 	t.Helper()
-	if addr := os.Getenv("ASSETSCAN_TEST_REDIS_ADDR"); addr != "" {
-		c := redis.NewClient(&redis.Options{Addr: addr, DB: 12})
-		t.Cleanup(func() { c.Close() })
-		return c
+	var out []namedRedis
+	if len(redistest.Addrs()) > 0 {
+		out = append(out, namedRedis{"real", redistest.Client(t, 12)})
+	} else {
+		m := miniredis.RunT(t)
+		out = append(out, namedRedis{"miniredis", redis.NewClient(&redis.Options{Addr: m.Addr()})})
 	}
 	m := miniredis.RunT(t)
-	return redis.NewClient(&redis.Options{Addr: m.Addr()})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{m.Addr()}})
+	t.Cleanup(func() { cc.Close() })
+	return append(out, namedRedis{"cluster-client", cc})
+}
+
+type namedRedis struct {
+	name string
+	rdb  redis.UniversalClient
 }
 
 func bump(raw []byte, from, to string) []byte {
@@ -32,13 +48,17 @@ func bump(raw []byte, from, to string) []byte {
 }
 
 func TestStore(t *testing.T) {
+	for _, r := range testRedises(t) {
+		t.Run(r.name, func(t *testing.T) { testStore(t, r.rdb) })
+	}
+}
+
+func testStore(t *testing.T, rdb redis.UniversalClient) {
 	ctx := context.Background()
-	rdb := testRedis(t)
 	prefix := "policytest:" + t.Name() + ":"
 	t.Cleanup(func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
+		if _, err := redistest.Delete(ctx, rdb, prefix+"*"); err != nil {
+			t.Error(err)
 		}
 	})
 	s := NewStore(rdb, prefix)
@@ -89,6 +109,20 @@ func TestStore(t *testing.T) {
 	cur, _ := s.Get(ctx, p.ID)
 	if cur.Version != 3 {
 		t.Errorf("current version %d", cur.Version)
+	}
+}
+
+// TestKeysShareASlot: a policy change is one WATCH/MULTI transaction over
+// the document, its history and the kind's mapping; on a Redis Cluster
+// they must hash to one slot, whatever the prefix.
+func TestKeysShareASlot(t *testing.T) {
+	for _, prefix := range []string{"assetscan:", "e2e-3-9f:", ""} {
+		s := NewStore(nil, prefix)
+		keys := []string{s.key("policy", "default-package"), s.key("policy", "default-package", "history"),
+			s.key("policy", "custom-vm"), s.key("policy-kind", string(assetscan.KindPackage)), s.key("policy-kind", string(assetscan.KindVMImage))}
+		if !keyslot.Same(keys...) {
+			t.Errorf("prefix %q: keys in different slots: %q", prefix, keys)
+		}
 	}
 }
 
