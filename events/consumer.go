@@ -10,6 +10,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan/internal/keyslot"
 )
 
 // Consumer turns upload events from MinIO's Redis list into scans.
@@ -20,10 +22,15 @@ type Consumer struct {
 	// List is MinIO's list key, e.g. "assetscan:events".
 	List string
 	// Processing holds the event being handled (BLMOVE List -> Processing,
-	// LREM when done). Default List+":processing". One per consumer.
+	// LREM when done). Default "{<List>}:processing" ("<List>:processing"
+	// when List has a hash tag of its own). One per consumer.
 	Processing string
 	// Dead receives malformed and permanently failing events, unchanged.
-	// Default List+":dead".
+	// Default "{<List>}:dead", like Processing.
+	//
+	// List, Processing and Dead must hash to one Redis Cluster slot: BLMOVE
+	// and the transaction that finishes an event span them. The defaults
+	// do; Run refuses keys that do not.
 	Dead string
 
 	Submitter Submitter
@@ -53,13 +60,16 @@ func (c *Consumer) defaults() error {
 		return err
 	}
 	if c.Processing == "" {
-		c.Processing = c.List + ":processing"
+		c.Processing = SlotKey(c.List, "processing")
 	}
 	if c.Dead == "" {
-		c.Dead = c.List + ":dead"
+		c.Dead = SlotKey(c.List, "dead")
 	}
 	if c.Processing == c.List || c.Dead == c.List || c.Dead == c.Processing {
 		return errors.New("events: List, Processing and Dead must be different keys")
+	}
+	if !keyslot.Same(c.List, c.Processing, c.Dead) {
+		return fmt.Errorf("events: List %q, Processing %q and Dead %q must hash to one Redis Cluster slot (BLMOVE and MULTI span them): give them a common hash tag", c.List, c.Processing, c.Dead)
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -75,6 +85,15 @@ func (c *Consumer) defaults() error {
 	}
 	c.Block = max(c.Block, time.Second)
 	return nil
+}
+
+// SlotKey names a key in list's Redis Cluster slot: "{list}:suffix", or
+// "list:suffix" when list already carries a hash tag.
+func SlotKey(list, suffix string) string {
+	if keyslot.Tag(list) != list {
+		return list + ":" + suffix
+	}
+	return "{" + list + "}:" + suffix
 }
 
 // Run consumes events until ctx is done, then returns nil. It first

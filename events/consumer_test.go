@@ -11,6 +11,9 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/notification"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan/internal/keyslot"
 )
 
 // byKey indexes list entries by their (decoded) object key.
@@ -408,5 +411,49 @@ func TestConsumerConfig(t *testing.T) {
 		if err := c.Run(t.Context()); err == nil {
 			t.Errorf("%+v: Run accepted a bad config", c)
 		}
+	}
+}
+
+// TestConsumerKeysShareASlot: BLMOVE List→Processing and the MULTI over
+// Processing and Dead need one Redis Cluster slot; the defaults put them
+// there and keys that are not are refused before anything runs.
+func TestConsumerKeysShareASlot(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	tests := []struct {
+		name, list, processing, dead string
+		wantProcessing, wantDead     string
+		wantErr                      bool
+	}{
+		{name: "defaults", list: "assetscan:events",
+			wantProcessing: "{assetscan:events}:processing", wantDead: "{assetscan:events}:dead"},
+		{name: "list with a hash tag", list: "{tenant-a}:events",
+			wantProcessing: "{tenant-a}:events:processing", wantDead: "{tenant-a}:events:dead"},
+		{name: "explicit keys in the slot", list: "{q}", processing: "{q}:p-1", dead: "{q}:d",
+			wantProcessing: "{q}:p-1", wantDead: "{q}:d"},
+		{name: "old-style names span slots", list: "assetscan:events", processing: "assetscan:events:processing",
+			dead: "assetscan:events:dead", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Consumer{Redis: rdb, List: tt.list, Processing: tt.processing, Dead: tt.dead,
+				Submitter: &fakeSubmitter{}, Mapping: Mapping{FromKeyLayout: true}}
+			err := c.defaults()
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "slot") {
+					t.Fatalf("defaults() = %v, want a slot error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Processing != tt.wantProcessing || c.Dead != tt.wantDead {
+				t.Errorf("processing, dead = %q, %q; want %q, %q", c.Processing, c.Dead, tt.wantProcessing, tt.wantDead)
+			}
+			if !keyslot.Same(c.List, c.Processing, c.Dead) {
+				t.Errorf("keys in different slots: %q %q %q", c.List, c.Processing, c.Dead)
+			}
+		})
 	}
 }

@@ -94,6 +94,9 @@
 // Processing, for as long as it takes. Malformed events and ErrPermanent
 // failures are moved to Dead unchanged, with a log line saying why; re-drive
 // them with `LMOVE <dead> <list> LEFT RIGHT` after fixing the cause.
+// Processing and Dead default to "{<list>}:processing" and "{<list>}:dead":
+// the hash tag keeps them in the list's Redis Cluster slot, which BLMOVE
+// and the finishing MULTI need.
 //
 // Events are handled in list order, but MinIO does not keep the upload
 // order in the list (two sequential uploads were observed to arrive

@@ -17,10 +17,13 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/notification"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/assetscan/assetscan/internal/redistest"
 )
 
 // The service tests talk to the Redis and MinIO that scripts/test.sh
-// starts. MinIO pushes its events into Redis database 0, list
+// starts. MinIO pushes its events into Redis database 0 (with a Redis
+// Cluster: the standalone ASSETSCAN_TEST_EVENTS_REDIS_ADDR), list
 // ASSETSCAN_TEST_EVENTS_KEY (default assetscan:events), which other tests
 // may share: tests take only the records of their own bucket out of it
 // (LRANGE + LREM) and replay them into a private list in database 13.
@@ -32,8 +35,8 @@ const (
 var svc struct {
 	ok        bool
 	s3        *minio.Client
-	events    *redis.Client // database 0: MinIO's list
-	rdb       *redis.Client // database 13: our keys
+	events    redis.UniversalClient // MinIO's list: database 0, or the events Redis of a cluster setup
+	rdb       redis.UniversalClient // our keys: database 13, or the Redis Cluster
 	eventsKey string
 }
 
@@ -54,8 +57,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	svc.ok, svc.s3 = true, s3
-	svc.events = redis.NewClient(&redis.Options{Addr: addr, DB: 0})
-	svc.rdb = redis.NewClient(&redis.Options{Addr: addr, DB: testDB})
+	// MinIO's Redis target speaks to one server: with a Redis Cluster the
+	// test script gives it a standalone events Redis.
+	if ea := os.Getenv("ASSETSCAN_TEST_EVENTS_REDIS_ADDR"); ea != "" {
+		svc.events = redis.NewClient(&redis.Options{Addr: ea})
+	} else {
+		svc.events = redistest.New(0)
+	}
+	svc.rdb = redistest.New(testDB)
 	svc.eventsKey = os.Getenv("ASSETSCAN_TEST_EVENTS_KEY")
 	if svc.eventsKey == "" {
 		svc.eventsKey = "assetscan:events"
@@ -176,12 +185,17 @@ func waitEvents(t *testing.T, bucket string, n int) []string {
 	return got
 }
 
-// privateLists returns list keys in database 13 for one consumer, deleted
-// at the end of the test.
+// privateLists returns list keys in database 13 (or the cluster) for one
+// consumer, in one hash slot as the Consumer's defaults are, deleted at
+// the end of the test (one DEL: a cluster refuses it across slots).
 func privateLists(t *testing.T) (list, processing, dead string) {
 	p := "assetscan-test:events:" + randHex(6)
-	list, processing, dead = p, p+":processing", p+":dead"
-	t.Cleanup(func() { svc.rdb.Del(context.Background(), list, processing, dead) })
+	list, processing, dead = p, SlotKey(p, "processing"), SlotKey(p, "dead")
+	t.Cleanup(func() {
+		if err := svc.rdb.Del(context.Background(), list, processing, dead).Err(); err != nil {
+			t.Errorf("delete lists: %v", err)
+		}
+	})
 	return
 }
 
