@@ -28,7 +28,8 @@ import (
 // TypeDeliver is the asynq task type of one callback delivery.
 const TypeDeliver = "assetscan:callback"
 
-// Queue is the asynq queue deliveries go to.
+// Queue is the asynq queue deliveries go to, after the deployment's queue
+// prefix (Notifier.QueuePrefix, ServerConfig.QueuePrefix).
 const Queue = "callbacks"
 
 // Delivery limits.
@@ -61,6 +62,9 @@ type Notifier struct {
 	MaxRetry int
 	// Retention keeps finished delivery tasks in Redis. Default 24 h.
 	Retention time.Duration
+	// QueuePrefix is prepended to Queue: the deployment's --queue-prefix
+	// (queue.ValidateQueuePrefix), "" by default.
+	QueuePrefix string
 }
 
 // Notify enqueues one delivery per current subscriber of event (EventFinal
@@ -114,7 +118,7 @@ func (n *Notifier) Notify(ctx context.Context, event string, v assetscan.Verdict
 		}
 		t := asynq.NewTask(TypeDeliver, payload,
 			asynq.TaskID(did),
-			asynq.Queue(Queue),
+			asynq.Queue(n.QueuePrefix+Queue),
 			asynq.MaxRetry(maxRetry),
 			asynq.Timeout(Timeout+20*time.Second),
 			asynq.Retention(ret),
@@ -292,12 +296,14 @@ type ServerConfig struct {
 	// ShutdownTimeout: how long Shutdown waits for running deliveries.
 	// Default 15 s (more than Timeout).
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
+	// QueuePrefix is prepended to Queue, as the Notifier's.
+	QueuePrefix string
+	Log         *slog.Logger
 }
 
-// NewServer returns an asynq server that serves only Queue with d, with
-// its own concurrency, so callbacks are not stuck behind hours-long scans
-// in a shared worker. Run it with srv.Start(mux) / srv.Shutdown(), in the
+// NewServer returns an asynq server that serves only Queue (after
+// cfg.QueuePrefix) with d, with its own concurrency, so callbacks are not
+// stuck behind hours-long scans in a shared worker. Run it with srv.Start(mux) / srv.Shutdown(), in the
 // API process or the worker.
 func NewServer(rdb redis.UniversalClient, d *Deliverer, cfg ServerConfig) (*asynq.Server, *asynq.ServeMux) {
 	if cfg.Concurrency <= 0 {
@@ -314,7 +320,7 @@ func NewServer(rdb redis.UniversalClient, d *Deliverer, cfg ServerConfig) (*asyn
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
-		Queues:                   map[string]int{Queue: 1},
+		Queues:                   map[string]int{cfg.QueuePrefix + Queue: 1},
 		TaskCheckInterval:        cfg.TaskCheckInterval,
 		DelayedTaskCheckInterval: cfg.DelayedTaskCheckInterval,
 		ShutdownTimeout:          cfg.ShutdownTimeout,

@@ -16,7 +16,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hibiken/asynq"
 
@@ -76,6 +78,21 @@ func (j Job) Scan() storage.Scan {
 	}
 }
 
+// ValidateQueuePrefix checks a queue name prefix (assetscan's
+// --queue-prefix). Deployments that share one Redis give each its own
+// prefix (a Redis Cluster has only database 0): asynq's queues are global
+// to a database. asynq writes a queue name as the hash tag of its keys
+// (asynq:{<queue>}:pending), so a prefix holds no braces, nor white space.
+func ValidateQueuePrefix(p string) error {
+	if len(p) > 64 {
+		return fmt.Errorf("queue prefix %q: longer than 64 bytes", p)
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool { return r == '{' || r == '}' || unicode.IsSpace(r) || !unicode.IsPrint(r) }); i >= 0 {
+		return fmt.Errorf("queue prefix %q: no braces, spaces or control characters (asynq puts queue names in a hash tag)", p)
+	}
+	return nil
+}
+
 // QueueFor returns the queue for an object size.
 func QueueFor(size int64) string {
 	if size >= LargeThreshold {
@@ -95,6 +112,9 @@ func Timeout(size int64) time.Duration {
 // Enqueuer puts scan jobs on the queue.
 type Enqueuer struct {
 	Client *asynq.Client
+	// QueuePrefix is prepended to the queue names (QueueFor): the
+	// deployment's --queue-prefix, "" by default. See ValidateQueuePrefix.
+	QueuePrefix string
 	// MaxRetry is the number of retries after the first attempt. Default 5.
 	MaxRetry int
 	// Retention keeps finished task info in Redis for inspection. Default 24h.
@@ -118,7 +138,7 @@ func (e *Enqueuer) Enqueue(ctx context.Context, j Job) error {
 	}
 	t := asynq.NewTask(TypeScan, payload,
 		asynq.TaskID(cmp.Or(j.TaskID, j.ScanID)),
-		asynq.Queue(QueueFor(j.Size)),
+		asynq.Queue(e.QueuePrefix+QueueFor(j.Size)),
 		asynq.Timeout(Timeout(j.Size)),
 		asynq.MaxRetry(maxRetry),
 		asynq.Retention(ret),

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +62,33 @@ func TestReasonClasses(t *testing.T) {
 	for _, tt := range tests {
 		if got := reasonClass(tt.err); got != tt.want {
 			t.Errorf("reasonClass(%v) = %s, want %s", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestValidateQueuePrefix(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		prefix string
+		ok     bool
+	}{
+		{"", true},
+		{"staging:", true},
+		{"e2e-12-3f9a.", true},
+		{"{tenant}:", false},
+		{"a}b", false},
+		{"with space:", false},
+		{"tab\t", false},
+		{strings.Repeat("p", 65), false},
+	}
+	for _, tt := range tests {
+		err := ValidateQueuePrefix(tt.prefix)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateQueuePrefix(%q) = %v, want ok=%v", tt.prefix, err, tt.ok)
+		}
+		cfg := ServerConfig{QueuePrefix: tt.prefix, Queues: map[string]int{QueueSmall: 1}}
+		if err := cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("ServerConfig{QueuePrefix: %q}.Validate() = %v, want ok=%v", tt.prefix, err, tt.ok)
 		}
 	}
 }

@@ -18,6 +18,9 @@ type ServerConfig struct {
 	// Queues maps queue name to weight. Default: scan-small 6, scan-large 2.
 	// A worker given only QueueLarge serves large objects alone.
 	Queues map[string]int
+	// QueuePrefix is prepended to the names in Queues, as the Enqueuer's
+	// (the deployment's --queue-prefix).
+	QueuePrefix string
 	// TaskCheckInterval is how often idle workers poll for tasks. Default
 	// 100 ms (asynq's 1 s default adds 0.5–1.5 s of pick-up latency).
 	TaskCheckInterval time.Duration
@@ -49,6 +52,9 @@ func (c *ServerConfig) defaults() {
 
 // Validate reports configuration errors.
 func (c ServerConfig) Validate() error {
+	if err := ValidateQueuePrefix(c.QueuePrefix); err != nil {
+		return err
+	}
 	for q, w := range c.Queues {
 		if q != QueueSmall && q != QueueLarge {
 			return fmt.Errorf("unknown queue %q (known: %s, %s)", q, QueueSmall, QueueLarge)
@@ -64,9 +70,13 @@ func (c ServerConfig) Validate() error {
 // srv.Run(mux) or Start/Shutdown.
 func NewServer(rdb redis.UniversalClient, cfg ServerConfig, h *Handler) (*asynq.Server, *asynq.ServeMux) {
 	cfg.defaults()
+	queues := make(map[string]int, len(cfg.Queues))
+	for q, w := range cfg.Queues {
+		queues[cfg.QueuePrefix+q] = w
+	}
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:       cfg.Concurrency,
-		Queues:            cfg.Queues,
+		Queues:            queues,
 		TaskCheckInterval: cfg.TaskCheckInterval,
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		RetryDelayFunc:    RetryDelay(cfg.RetryBase),

@@ -41,7 +41,8 @@ type Sweeper struct {
 	Inspector *asynq.Inspector
 	Records   SweepRecords
 	Finisher  Finisher
-	Enqueuer  *Enqueuer
+	// Enqueuer re-enqueues; its QueuePrefix names the queues swept.
+	Enqueuer *Enqueuer
 	// StuckAfter: an unfinished scan with no task in the queue for this
 	// long is re-enqueued. Default 2 minutes.
 	StuckAfter time.Duration
@@ -99,7 +100,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepResult, error) {
 
 // archived handles tasks asynq gave up on.
 func (s *Sweeper) archived(ctx context.Context, res *SweepResult) error {
-	for _, q := range []string{QueueSmall, QueueLarge} {
+	for _, q := range s.queues(QueueSmall, QueueLarge) {
 		tasks, err := s.Inspector.ListArchivedTasks(q, asynq.PageSize(100))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			continue
@@ -213,7 +214,7 @@ func (s *Sweeper) hasTask(sc storage.Scan) (bool, error) {
 	if id == "" {
 		id = sc.ScanID
 	}
-	for _, q := range []string{QueueFor(sc.Size), QueueSmall, QueueLarge} {
+	for _, q := range s.queues(QueueFor(sc.Size), QueueSmall, QueueLarge) {
 		info, err := s.Inspector.GetTaskInfo(q, id)
 		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 			continue
@@ -228,6 +229,15 @@ func (s *Sweeper) hasTask(sc storage.Scan) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// queues names the deployment's queues (the Enqueuer's prefix).
+func (s *Sweeper) queues(names ...string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = s.Enqueuer.QueuePrefix + n
+	}
+	return out
 }
 
 // requeue puts a scan back on the queue under a new task id (the old one

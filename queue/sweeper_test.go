@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ func (f *memFinisher) Fail(ctx context.Context, sc storage.Scan, reason string) 
 }
 
 type sweepBundle struct {
+	prefix   string // the deployment's queue prefix
 	sweeper  *Sweeper
 	records  *memRecords
 	finisher *memFinisher
@@ -87,16 +89,17 @@ type sweepBundle struct {
 	now      time.Time
 }
 
-func setupSweeper(t *testing.T) *sweepBundle {
+// setupSweeper is a sweeper of a deployment whose queues carry prefix.
+func setupSweeper(t *testing.T, prefix string) *sweepBundle {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	rec := &memRecords{scans: map[string]storage.Scan{}}
-	b := &sweepBundle{records: rec, finisher: &memFinisher{failed: map[string]string{}, rec: rec},
+	b := &sweepBundle{prefix: prefix, records: rec, finisher: &memFinisher{failed: map[string]string{}, rec: rec},
 		insp: asynq.NewInspectorFromRedisClient(rdb), rdb: rdb, now: time.Now()}
 	b.sweeper = &Sweeper{Inspector: b.insp, Records: rec, Finisher: b.finisher,
-		Enqueuer:   &Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: 2},
+		Enqueuer:   &Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: 2, QueuePrefix: prefix},
 		StuckAfter: time.Minute, Deadline: time.Hour, Now: func() time.Time { return b.now }}
 	return b
 }
@@ -113,7 +116,7 @@ func (b *sweepBundle) record(t *testing.T, id string, age time.Duration, status 
 
 func (b *sweepBundle) queued(t *testing.T) []string {
 	t.Helper()
-	tasks, err := b.insp.ListPendingTasks(QueueSmall)
+	tasks, err := b.insp.ListPendingTasks(b.prefix + QueueSmall)
 	if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 		t.Fatal(err)
 	}
@@ -129,7 +132,16 @@ func (b *sweepBundle) queued(t *testing.T) []string {
 // one with a live task is left alone; one past the deadline ends in error.
 func TestSweeperRequeuesScansWithoutTask(t *testing.T) {
 	t.Parallel()
-	b := setupSweeper(t)
+	for _, prefix := range queuePrefixes {
+		t.Run("prefix="+prefix, func(t *testing.T) { testSweeperRequeuesScansWithoutTask(t, prefix) })
+	}
+}
+
+// queuePrefixes: the default deployment and one sharing its Redis.
+var queuePrefixes = []string{"", "tenant-a:"}
+
+func testSweeperRequeuesScansWithoutTask(t *testing.T, prefix string) {
+	b := setupSweeper(t, prefix)
 	ctx := context.Background()
 	b.record(t, "scn_lost", 5*time.Minute, assetscan.StatusQueued)
 	live := b.record(t, "scn_live", 5*time.Minute, assetscan.StatusQueued)
@@ -140,7 +152,7 @@ func TestSweeperRequeuesScansWithoutTask(t *testing.T) {
 	if err := b.sweeper.Enqueuer.Enqueue(ctx, JobOf(deleted)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.insp.DeleteTask(QueueSmall, "scn_deleted"); err != nil {
+	if err := b.insp.DeleteTask(prefix+QueueSmall, "scn_deleted"); err != nil {
 		t.Fatal(err)
 	}
 	b.record(t, "scn_fresh", 10*time.Second, assetscan.StatusQueued)
@@ -177,18 +189,24 @@ func TestSweeperRequeuesScansWithoutTask(t *testing.T) {
 // archived after real failures is recorded as error.
 func TestSweeperArchivedTasks(t *testing.T) {
 	t.Parallel()
-	b := setupSweeper(t)
+	for _, prefix := range queuePrefixes {
+		t.Run("prefix="+prefix, func(t *testing.T) { testSweeperArchivedTasks(t, prefix) })
+	}
+}
+
+func testSweeperArchivedTasks(t *testing.T, prefix string) {
+	b := setupSweeper(t, prefix)
 	ctx := context.Background()
 	notReady := b.record(t, "scn_notready", time.Minute, assetscan.StatusQueued)
 	broken := b.record(t, "scn_broken", time.Minute, assetscan.StatusRunning)
 	enq := &Enqueuer{Client: asynq.NewClientFromRedisClient(b.rdb), MaxRetry: -1}
 	for _, sc := range []storage.Scan{notReady, broken} {
-		task := asynq.NewTask(TypeScan, mustJSON(t, JobOf(sc)), asynq.TaskID(sc.ScanID), asynq.Queue(QueueSmall), asynq.MaxRetry(0))
+		task := asynq.NewTask(TypeScan, mustJSON(t, JobOf(sc)), asynq.TaskID(sc.ScanID), asynq.Queue(prefix+QueueSmall), asynq.MaxRetry(0))
 		if _, err := enq.Client.EnqueueContext(ctx, task); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := asynq.NewServerFromRedisClient(b.rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{QueueSmall: 1},
+	srv := asynq.NewServerFromRedisClient(b.rdb, asynq.Config{Concurrency: 1, Queues: map[string]int{prefix + QueueSmall: 1},
 		TaskCheckInterval: 10 * time.Millisecond, IsFailure: func(err error) bool { return !errors.Is(err, ErrNotReady) },
 		LogLevel: asynq.FatalLevel})
 	mux := asynq.NewServeMux()
@@ -203,7 +221,7 @@ func TestSweeperArchivedTasks(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		tasks, _ := b.insp.ListArchivedTasks(QueueSmall)
+		tasks, _ := b.insp.ListArchivedTasks(prefix + QueueSmall)
 		if len(tasks) == 2 {
 			break
 		}
@@ -248,7 +266,7 @@ func containsID(payload []byte, id string) bool {
 // not hide a newer scan whose task was lost.
 func TestSweeperLooksPastABacklog(t *testing.T) {
 	t.Parallel()
-	b := setupSweeper(t)
+	b := setupSweeper(t, "")
 	ctx := context.Background()
 	for i := range sweepPage + 20 {
 		sc := b.record(t, fmt.Sprintf("scn_old_%04d", i), time.Hour/2, assetscan.StatusQueued)
@@ -266,5 +284,60 @@ func TestSweeperLooksPastABacklog(t *testing.T) {
 	}
 	if sc, _ := b.records.Get(ctx, "scn_zzz_lost"); sc.TaskID == "scn_zzz_lost" {
 		t.Error("the lost scan was not re-enqueued")
+	}
+}
+
+// Two deployments share one Redis (a Redis Cluster has only database 0),
+// each with its own queue prefix: jobs go to the deployment's queues, and
+// one deployment's sweeper never takes or fails the other's tasks.
+func TestQueuePrefixKeepsDeploymentsApart(t *testing.T) {
+	t.Parallel()
+	a := setupSweeper(t, "tenant-a:")
+	ctx := context.Background()
+	// Deployment b: same Redis, its own records and prefix.
+	brec := &memRecords{scans: map[string]storage.Scan{}}
+	bEnq := &Enqueuer{Client: asynq.NewClientFromRedisClient(a.rdb), MaxRetry: 2, QueuePrefix: "tenant-b:"}
+	bsc := storage.Scan{ScanID: "scn_b", AssetID: "a-b", Kind: assetscan.KindPackage, Size: 100,
+		Status: assetscan.StatusQueued, SubmittedAt: a.now.Add(-5 * time.Minute), TaskID: "scn_b"}
+	if err := brec.Put(ctx, bsc); err != nil {
+		t.Fatal(err)
+	}
+	if err := bEnq.Enqueue(ctx, JobOf(bsc)); err != nil {
+		t.Fatal(err)
+	}
+	asc := a.record(t, "scn_a", 5*time.Minute, assetscan.StatusQueued)
+	if err := a.sweeper.Enqueuer.Enqueue(ctx, JobOf(asc)); err != nil {
+		t.Fatal(err)
+	}
+	pending := func(q string) []string {
+		tasks, err := a.insp.ListPendingTasks(q)
+		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, ti := range tasks {
+			ids = append(ids, ti.ID)
+		}
+		return ids
+	}
+	tests := []struct {
+		queue string
+		want  []string
+	}{
+		{"tenant-a:" + QueueSmall, []string{"scn_a"}},
+		{"tenant-b:" + QueueSmall, []string{"scn_b"}},
+		{QueueSmall, nil},
+	}
+	for _, tt := range tests {
+		if got := pending(tt.queue); !slices.Equal(got, tt.want) {
+			t.Errorf("queue %q holds %v, want %v", tt.queue, got, tt.want)
+		}
+	}
+	// a's sweeper sees its live task and nothing of b's.
+	if res, err := a.sweeper.Sweep(ctx); err != nil || res.Requeued+res.Failed != 0 {
+		t.Errorf("sweep of a = %+v %v, want nothing to do", res, err)
+	}
+	if got := pending("tenant-b:" + QueueSmall); !slices.Equal(got, []string{"scn_b"}) {
+		t.Errorf("b's queue after a's sweep: %v", got)
 	}
 }
