@@ -32,9 +32,16 @@ type serviceConfig struct {
 	// name (ASSETSCAN_REDIS_MASTER_NAME).
 	RedisMasterName string
 	RedisPassword   string // ASSETSCAN_REDIS_PASSWORD
-	RedisDB         int    // ASSETSCAN_REDIS_DB
+	// RedisDB is the database number (ASSETSCAN_REDIS_DB); a Redis Cluster
+	// has only database 0.
+	RedisDB int
 	// KeyPrefix namespaces assetscan's own Redis keys (ASSETSCAN_REDIS_PREFIX).
 	KeyPrefix string
+	// QueuePrefix namespaces the asynq queues (ASSETSCAN_QUEUE_PREFIX):
+	// "<prefix>scan-small", "<prefix>scan-large", "<prefix>callbacks".
+	// Deployments sharing one Redis (a Cluster has only database 0) give
+	// each its own KeyPrefix and QueuePrefix. Default empty.
+	QueuePrefix string
 
 	S3 storage.S3Config // ASSETSCAN_S3_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _SECURE, _REGION
 	// ReportsBucket holds verdicts, findings and the policies' record
@@ -159,6 +166,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisPassword, "redis-password", os.Getenv("ASSETSCAN_REDIS_PASSWORD"), "Redis password")
 	fs.IntVar(&c.RedisDB, "redis-db", c.envInt("ASSETSCAN_REDIS_DB", 0), "Redis database number")
 	fs.StringVar(&c.KeyPrefix, "redis-prefix", envOr("ASSETSCAN_REDIS_PREFIX", "assetscan:"), "prefix of assetscan's Redis keys")
+	fs.StringVar(&c.QueuePrefix, "queue-prefix", os.Getenv("ASSETSCAN_QUEUE_PREFIX"), "prefix of the asynq queue names (deployments sharing one Redis)")
 	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", os.Getenv("ASSETSCAN_S3_ENDPOINT"), "S3 endpoint host:port")
 	fs.StringVar(&c.S3.AccessKey, "s3-access-key", os.Getenv("ASSETSCAN_S3_ACCESS_KEY"), "S3 access key")
 	fs.StringVar(&c.S3.SecretKey, "s3-secret-key", os.Getenv("ASSETSCAN_S3_SECRET_KEY"), "S3 secret key")
@@ -206,6 +214,15 @@ func (c *serviceConfig) validate(worker bool) error {
 	errs := append([]error(nil), c.envErrs...)
 	if c.RedisAddr == "" {
 		errs = append(errs, errors.New("--redis-addr (ASSETSCAN_REDIS_ADDR) is required"))
+	}
+	if c.redisCluster() && c.RedisDB != 0 {
+		errs = append(errs, fmt.Errorf("--redis-db %d: a Redis Cluster (several --redis-addr) has only database 0; keep deployments apart with --redis-prefix and --queue-prefix", c.RedisDB))
+	}
+	if c.redisCluster() && c.EventsList != "" && c.EventsRedisAddr == "" && c.EventsRedisDB != 0 {
+		errs = append(errs, fmt.Errorf("--events-redis-db %d: the events list would be on the Redis Cluster, which has only database 0", c.EventsRedisDB))
+	}
+	if err := queue.ValidateQueuePrefix(c.QueuePrefix); err != nil {
+		errs = append(errs, fmt.Errorf("--queue-prefix: %w", err))
 	}
 	if err := c.S3.Validate(); err != nil {
 		errs = append(errs, err)
@@ -295,6 +312,17 @@ func (c *serviceConfig) queueWeights() (map[string]int, error) {
 func (c *serviceConfig) redisClient() redis.UniversalClient {
 	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: c.redisAddrs(), MasterName: c.RedisMasterName,
 		Password: c.RedisPassword, DB: c.RedisDB})
+}
+
+// redisCluster reports whether the configuration names a Redis Cluster:
+// several addresses and no Sentinel master name.
+func (c *serviceConfig) redisCluster() bool {
+	return len(c.redisAddrs()) > 1 && c.RedisMasterName == ""
+}
+
+// queueNames are the deployment's asynq queues (the metrics' queue label).
+func (c *serviceConfig) queueNames() []string {
+	return []string{c.QueuePrefix + queue.QueueSmall, c.QueuePrefix + queue.QueueLarge, c.QueuePrefix + callbacks.Queue}
 }
 
 func (c *serviceConfig) redisAddrs() []string {

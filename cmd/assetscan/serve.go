@@ -95,9 +95,9 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg)
-	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), []string{queue.QueueSmall, queue.QueueLarge, callbacks.Queue}))
+	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), cfg.queueNames()))
 	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix).WithEgress(cfg.callbackEgress())
-	notifier := &callbacks.Notifier{Client: client, Store: cbStore}
+	notifier := &callbacks.Notifier{Client: client, Store: cbStore, QueuePrefix: cfg.QueuePrefix}
 	ev := &reeval.Evaluator{Verdicts: store, Log: log, Notify: notifier.Notify}
 	if cfg.PolicyDir != "" {
 		applied, err := pstore.LoadDir(ctx, cfg.PolicyDir)
@@ -113,7 +113,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	srv := &api.Server{
 		Scans: store, Objects: obj,
-		Enqueuer:      &queue.Enqueuer{Client: client, MaxRetry: cfg.MaxRetry},
+		Enqueuer:      &queue.Enqueuer{Client: client, MaxRetry: cfg.MaxRetry, QueuePrefix: cfg.QueuePrefix},
 		Kinds:         supportedKinds,
 		ReportsBucket: cfg.ReportsBucket,
 		Scope:         cfg.submitScope(),
@@ -246,13 +246,13 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 		reg = prometheus.NewRegistry()
 	}
 	met := metrics.New(reg)
-	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), []string{queue.QueueSmall, queue.QueueLarge, callbacks.Queue}))
+	reg.MustRegister(metrics.QueueCollector(asynq.NewInspectorFromRedisClient(rdb), cfg.queueNames()))
 	if eng.Trivy != nil {
 		met.SetVulnDBSource(eng.Trivy.DB)
 	}
 	cbStore := callbacks.NewStore(rdb, cfg.KeyPrefix).WithEgress(cfg.callbackEgress())
-	notifier := &callbacks.Notifier{Client: asynq.NewClientFromRedisClient(rdb), Store: cbStore}
-	cbSrv, cbMux := callbacks.NewServer(rdb, &callbacks.Deliverer{Store: cbStore, Log: log}, callbacks.ServerConfig{Log: log})
+	notifier := &callbacks.Notifier{Client: asynq.NewClientFromRedisClient(rdb), Store: cbStore, QueuePrefix: cfg.QueuePrefix}
+	cbSrv, cbMux := callbacks.NewServer(rdb, &callbacks.Deliverer{Store: cbStore, Log: log}, callbacks.ServerConfig{QueuePrefix: cfg.QueuePrefix, Log: log})
 	if err := cbSrv.Start(cbMux); err != nil {
 		return fmt.Errorf("start callback delivery: %w", err)
 	}
@@ -278,16 +278,16 @@ func runWorker(ctx context.Context, cfg *serviceConfig, rdb redis.UniversalClien
 	svc.Finalizer = &finalizer{obj: obj, tag: cfg.TagVerdicts, notify: notifier.Notify, log: log}
 	h := &queue.Handler{Service: svc, Records: store, Ready: eng.Ready, Metrics: met, Log: log}
 	srv, mux := queue.NewServer(rdb, queue.ServerConfig{
-		Concurrency: cfg.Concurrency, Queues: weights, ShutdownTimeout: cfg.ShutdownTimeout,
+		Concurrency: cfg.Concurrency, Queues: weights, QueuePrefix: cfg.QueuePrefix, ShutdownTimeout: cfg.ShutdownTimeout,
 		RetryBase: cfg.RetryBase, Log: log,
 	}, h)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", weights)
+	log.Info("worker started", "concurrency", cfg.Concurrency, "queues", weights, "queue_prefix", cfg.QueuePrefix)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	sweeper := &queue.Sweeper{Inspector: insp, Records: store, Finisher: svc,
-		Enqueuer:   &queue.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: cfg.MaxRetry},
+		Enqueuer:   &queue.Enqueuer{Client: asynq.NewClientFromRedisClient(rdb), MaxRetry: cfg.MaxRetry, QueuePrefix: cfg.QueuePrefix},
 		StuckAfter: cfg.StuckAfter, Deadline: cfg.ScanDeadline, Log: log}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -419,6 +419,13 @@ func eventsConsumer(cfg *serviceConfig, srv *api.Server, obj *storage.Objects, l
 	}
 	var erdb redis.UniversalClient
 	if cfg.EventsRedisAddr == "" {
+		if cfg.redisCluster() {
+			// The consumer works on a cluster (its keys share a slot), but
+			// MinIO's Redis target talks to one server and cannot follow
+			// MOVED redirections.
+			log.Warn("the upload events list is on the Redis Cluster: MinIO's Redis notification target cannot write to a cluster; give it a standalone Redis and set --events-redis-addr",
+				"list", cfg.EventsList)
+		}
 		ec := *cfg
 		ec.RedisDB = cfg.EventsRedisDB
 		erdb = ec.redisClient()
