@@ -197,6 +197,10 @@ func needRedis(t *testing.T) *redis.Client {
 	if redisAddr == "" {
 		t.Skip("ASSETSCAN_SKIP_SERVICES=1 and no Redis")
 	}
+	if strings.Contains(redisAddr, ",") {
+		// The test empties the shared queues scan-small and scan-large.
+		t.Skip("ASSETSCAN_TEST_REDIS_ADDR is a Redis Cluster (database 0 shared by every package): run on a single Redis")
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr, DB: testDB})
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(t.Context()).Err(); err != nil {
