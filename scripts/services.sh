@@ -5,15 +5,24 @@
 #   scripts/services.sh start DIR   install what is missing, start Redis,
 #                                   MinIO and clamd under DIR, wait until
 #                                   each is ready, write DIR/env (exports)
-#   scripts/services.sh stop DIR    stop what start started
+#   scripts/services.sh start-cluster DIR
+#                                   the scale-out setup, same DIR/env format:
+#                                   a 3-master Redis Cluster, a standalone
+#                                   Redis for MinIO's event list, a 4-node
+#                                   distributed (erasure-coded) MinIO, clamd
+#   scripts/services.sh stop DIR    stop what start or start-cluster started
 #
 # Ports: ASSETSCAN_TEST_REDIS_PORT (default 16379), ASSETSCAN_TEST_MINIO_PORT
-# (default 19000). MinIO is configured with a Redis notification target
-# (id "assetscan", list key "assetscan:events", access format) for the
-# scan-on-upload tests.
+# (default 19000); start-cluster: ASSETSCAN_TEST_CLUSTER_REDIS_PORT (default
+# 16711: masters on 16711-16713, the events Redis on 16714) and
+# ASSETSCAN_TEST_CLUSTER_MINIO_PORT (default 19711: nodes on 19711-19714).
+# MinIO is configured with a Redis notification target (id "assetscan",
+# list key "assetscan:events", access format) for the scan-on-upload tests;
+# MinIO's target speaks to one Redis server, never a cluster, hence the
+# events Redis of start-cluster.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+usage() { echo "usage: $0 start|start-cluster|stop DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 cmd=$1
 mkdir -p "$2"
@@ -21,6 +30,8 @@ dir=$(cd "$2" && pwd)
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 redis_port=${ASSETSCAN_TEST_REDIS_PORT:-16379}
 minio_port=${ASSETSCAN_TEST_MINIO_PORT:-19000}
+cluster_redis_port=${ASSETSCAN_TEST_CLUSTER_REDIS_PORT:-16711}
+cluster_minio_port=${ASSETSCAN_TEST_CLUSTER_MINIO_PORT:-19711}
 minio_version=v0.0.0-20260212201848-7aac2a2c5b7c
 minio_user=assetscan-test
 minio_pass=assetscan-test-secret
@@ -72,28 +83,43 @@ wait_for() { # name, tries, command...
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start() {
-  for p in "$redis_port" "$minio_port"; do
+ports_free() { # hint, ports...
+  local hint=$1; shift
+  for p in "$@"; do
     if port_busy "$p"; then
-      log "port $p is already in use: another instance? set ASSETSCAN_TEST_REDIS_PORT / ASSETSCAN_TEST_MINIO_PORT"
+      log "port $p is already in use: another instance? set $hint"
       exit 1
     fi
   done
+}
+
+# start_redis NAME PORT [ARGS...]: a Redis of ours under $dir/NAME, AOF on
+# so restart tests keep data; its port is kept for stop.
+start_redis() {
+  local name=$1 port=$2; shift 2
+  mkdir -p "$dir/$name"
+  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly yes --appendfsync everysec \
+    --maxmemory-policy noeviction --dir "$dir/$name" --logfile "$dir/$name/log" \
+    --daemonize yes --pidfile "$dir/$name/pid" "$@"
+  echo "$port" >"$dir/$name/port"
+  wait_for "redis $name" 100 redis-cli -p "$port" ping
+}
+
+# MinIO's Redis notification target (@REDIS@: the Redis it writes to).
+notify_env=(MINIO_NOTIFY_REDIS_ENABLE_ASSETSCAN=on MINIO_NOTIFY_REDIS_ADDRESS_ASSETSCAN=@REDIS@
+  MINIO_NOTIFY_REDIS_KEY_ASSETSCAN=assetscan:events MINIO_NOTIFY_REDIS_FORMAT_ASSETSCAN=access)
+minio_env=(MINIO_ROOT_USER=$minio_user MINIO_ROOT_PASSWORD=$minio_pass MINIO_BROWSER=off MINIO_UPDATE=off)
+
+start() {
+  ports_free "ASSETSCAN_TEST_REDIS_PORT / ASSETSCAN_TEST_MINIO_PORT" "$redis_port" "$minio_port"
   ensure_packages
-  # Redis: our own instance, AOF on so restart tests keep data.
-  mkdir -p "$dir/redis"
-  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly yes --appendfsync everysec \
-    --maxmemory-policy noeviction --dir "$dir/redis" --logfile "$dir/redis/log" \
-    --daemonize yes --pidfile "$dir/redis/pid"
-  wait_for redis 100 redis-cli -p "$redis_port" ping
+  start_redis redis "$redis_port"
 
   # MinIO with the Redis notification target.
   local minio
   minio=$(minio_bin)
   mkdir -p "$dir/minio/data"
-  MINIO_ROOT_USER=$minio_user MINIO_ROOT_PASSWORD=$minio_pass MINIO_BROWSER=off MINIO_UPDATE=off \
-    MINIO_NOTIFY_REDIS_ENABLE_ASSETSCAN=on MINIO_NOTIFY_REDIS_ADDRESS_ASSETSCAN=127.0.0.1:$redis_port \
-    MINIO_NOTIFY_REDIS_KEY_ASSETSCAN=assetscan:events MINIO_NOTIFY_REDIS_FORMAT_ASSETSCAN=access \
+  env "${minio_env[@]}" "${notify_env[@]/@REDIS@/127.0.0.1:$redis_port}" \
     nohup "$minio" server "$dir/minio/data" --address "127.0.0.1:$minio_port" --quiet \
     >"$dir/minio/log" 2>&1 &
   echo $! >"$dir/minio/pid"
@@ -116,16 +142,86 @@ ENV
   log "ready: redis 127.0.0.1:$redis_port, minio 127.0.0.1:$minio_port, clamd $clamd_addr"
 }
 
+# start_cluster: the scale-out setup on loopback. Redis Cluster: three
+# masters, no replicas, slots spread by redis-cli --cluster create. MinIO:
+# four server processes, one drive each, all given the same four
+# endpoints: one erasure set (EC:2, write quorum 3).
+start_cluster() {
+  local rp=$cluster_redis_port mp=$cluster_minio_port
+  local rports=("$rp" $((rp + 1)) $((rp + 2))) events_port=$((rp + 3))
+  local mports=("$mp" $((mp + 1)) $((mp + 2)) $((mp + 3)))
+  ports_free "ASSETSCAN_TEST_CLUSTER_REDIS_PORT / ASSETSCAN_TEST_CLUSTER_MINIO_PORT" \
+    "${rports[@]}" "$events_port" "${mports[@]}"
+  ensure_packages
+  local i nodes=()
+  for i in 0 1 2; do
+    start_redis "redis-$i" "${rports[$i]}" --cluster-enabled yes \
+      --cluster-config-file "$dir/redis-$i/nodes.conf" --cluster-node-timeout 5000
+    nodes+=("127.0.0.1:${rports[$i]}")
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/cluster-create.log" 2>&1 || {
+    cat "$dir/cluster-create.log" >&2; log "redis-cli --cluster create failed"; return 1; }
+  cluster_ok() { for p in "${rports[@]}"; do redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' || return 1; done; }
+  wait_for "redis cluster" 150 cluster_ok
+  # MinIO's notification target cannot follow a cluster's redirections.
+  start_redis redis-events "$events_port"
+
+  local minio eps=()
+  minio=$(minio_bin)
+  for i in 0 1 2 3; do
+    mkdir -p "$dir/minio-$i/data"
+    eps+=("http://127.0.0.1:${mports[$i]}$dir/minio-$i/data")
+  done
+  for i in 0 1 2 3; do
+    # /.dockerenv makes MinIO wait for 127.0.0.1 to "resolve to a valid IP";
+    # _MINIO_SERVER_LOCAL names the node's own endpoint (it is not compared
+    # across nodes). MINIO_CI_CD=on: drives on the root disk are accepted.
+    env "${minio_env[@]}" "${notify_env[@]/@REDIS@/127.0.0.1:$events_port}" MINIO_CI_CD=on \
+      _MINIO_SERVER_LOCAL="127.0.0.1:${mports[$i]}" \
+      nohup "$minio" server "${eps[@]}" --address "127.0.0.1:${mports[$i]}" --quiet \
+      >"$dir/minio-$i/log" 2>&1 &
+    echo $! >"$dir/minio-$i/pid"
+  done
+  for i in 0 1 2 3; do
+    wait_for "minio node $i" 600 curl -fsS "http://127.0.0.1:${mports[$i]}/minio/health/cluster"
+  done
+
+  local clamd_addr
+  clamd_addr=$("$here/clamd.sh" start "$dir/clamd")
+  local IFS=,
+  cat >"$dir/env" <<ENV
+export ASSETSCAN_TEST_REDIS_ADDR=${nodes[*]}
+export ASSETSCAN_TEST_EVENTS_REDIS_ADDR=127.0.0.1:$events_port
+export ASSETSCAN_TEST_S3_ENDPOINT=127.0.0.1:${mports[0]}
+export ASSETSCAN_TEST_S3_ENDPOINTS=${mports[*]/#/127.0.0.1:}
+export ASSETSCAN_TEST_S3_ACCESS_KEY=$minio_user
+export ASSETSCAN_TEST_S3_SECRET_KEY=$minio_pass
+export ASSETSCAN_TEST_CLAMD=$clamd_addr
+export ASSETSCAN_TEST_CLAMD_CONF=$dir/clamd/clamd.conf
+export ASSETSCAN_TEST_MINIO_BIN=$minio
+export ASSETSCAN_TEST_EVENTS_KEY=assetscan:events
+ENV
+  log "ready: redis cluster ${nodes[*]} (events redis 127.0.0.1:$events_port), minio ${mports[*]/#/127.0.0.1:}, clamd $clamd_addr"
+}
+
+# stop: whatever start or start-cluster left pid files for under DIR.
 stop() {
   "$here/clamd.sh" stop "$dir/clamd" 2>/dev/null || true
-  if [ -f "$dir/minio/pid" ]; then kill -TERM "$(cat "$dir/minio/pid")" 2>/dev/null || true; rm -f "$dir/minio/pid"; fi
-  if [ -f "$dir/redis/pid" ]; then
-    redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || kill -TERM "$(cat "$dir/redis/pid")" 2>/dev/null || true
-  fi
+  local d
+  for d in "$dir"/minio "$dir"/minio-*; do
+    if [ -f "$d/pid" ]; then kill -TERM "$(cat "$d/pid")" 2>/dev/null || true; rm -f "$d/pid"; fi
+  done
+  for d in "$dir"/redis "$dir"/redis-*; do
+    [ -f "$d/pid" ] || continue
+    local port=$redis_port
+    [ -f "$d/port" ] && port=$(cat "$d/port")
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill -TERM "$(cat "$d/pid")" 2>/dev/null || true
+  done
 }
 
 case $cmd in
 start) start ;;
+start-cluster) start_cluster ;;
 stop) stop ;;
 *) usage ;;
 esac
