@@ -108,6 +108,6 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		lv = slog.LevelInfo
 	}
-	slog.SetDefault(slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: max(lv, slog.LevelWarn)})).With("component", "trivy"))
+	slog.SetDefault(slog.New(trivy.LogHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: max(lv, slog.LevelWarn)}))).With("component", "trivy"))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
 }
