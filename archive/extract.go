@@ -269,6 +269,29 @@ type level struct {
 	pending []pendingFile
 	// tentative: this level is a zip found by its end record only.
 	tentative bool
+	// made holds the directories (clean, relative to root) this level
+	// created or found: an archive lists many files per directory, and
+	// MkdirAll walks and creates every component again each time.
+	made map[string]bool
+}
+
+// mkdirAll creates dir (clean, relative to lv.root) and its parents.
+// Entries never replace a directory (files are created O_EXCL, links are
+// not created), so a directory made once stays one.
+func (lv *level) mkdirAll(dir string) error {
+	if lv.made[dir] {
+		return nil
+	}
+	if err := lv.root.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if lv.made == nil {
+		lv.made = map[string]bool{}
+	}
+	for d := dir; d != "." && !lv.made[d]; d = path.Dir(d) {
+		lv.made[d] = true
+	}
+	return nil
 }
 
 // pendingFile is a member that may be a nested archive.
@@ -515,7 +538,7 @@ func (e *extractor) entry(lv *level, m *member, arcPath string) (outcome, error)
 		e.add(RuleCorrupt, raw, "a directory entry carries data, which is not allowed; the archive was not read further")
 		return corrupt, nil
 	case kindDir:
-		if err := lv.root.MkdirAll(name, 0o750); err != nil {
+		if err := lv.mkdirAll(name); err != nil {
 			return e.createFailed(err, raw)
 		}
 		return done, nil
@@ -613,7 +636,7 @@ func (e *extractor) file(lv *level, m *member, name, full, raw string) (outcome,
 		return e.bomb(raw, e.ratioMsg(m.size, m.csize))
 	}
 	if dir := path.Dir(name); dir != "." {
-		if err := lv.root.MkdirAll(dir, 0o750); err != nil {
+		if err := lv.mkdirAll(dir); err != nil {
 			return e.createFailed(err, raw)
 		}
 	}
