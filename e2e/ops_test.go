@@ -22,10 +22,14 @@ import (
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/archive"
+	assetevents "github.com/assetscan/assetscan/events"
 	"github.com/assetscan/assetscan/vulndb"
 )
 
-const eventsKey = "assetscan:events" // MinIO's Redis target (scripts/services.sh), DB 0
+// eventsKey is the list of MinIO's Redis target (scripts/services.sh):
+// database 0 of the test Redis, or the standalone events Redis of the
+// cluster setup (testEnv.eventsRedisAddr).
+const eventsKey = "assetscan:events"
 
 // TestScanOnUpload: MinIO pushes upload events into Redis; a consumer that
 // was down while sellers uploaded starts, and every upload is scanned once;
@@ -42,7 +46,7 @@ func TestScanOnUpload(t *testing.T) {
 	if err := s.s3.SetBucketNotification(ctx, s.uploads, cfg); err != nil {
 		t.Fatal(err)
 	}
-	events := redis.NewClient(&redis.Options{Addr: testEnv.redisAddr})
+	events := redis.NewClient(&redis.Options{Addr: testEnv.eventsRedisAddr})
 	defer events.Close()
 
 	// Consumer down: uploads pile up as events.
@@ -65,7 +69,7 @@ func TestScanOnUpload(t *testing.T) {
 	port := freePort(t)
 	s.start("api-events", []string{"serve"}, "ASSETSCAN_LISTEN=127.0.0.1:"+strconv.Itoa(port),
 		"ASSETSCAN_EVENTS_LIST="+eventsKey, "ASSETSCAN_EVENTS_IDS=metadata,key",
-		"ASSETSCAN_EVENTS_REDIS_ADDR="+testEnv.redisAddr) // MinIO's notification target
+		"ASSETSCAN_EVENTS_REDIS_ADDR="+testEnv.eventsRedisAddr) // MinIO's notification target
 	for _, k := range keys {
 		asset := strings.Split(k, "/")[1]
 		deadline := time.Now().Add(2 * time.Minute)
@@ -108,14 +112,14 @@ func TestScanOnUpload(t *testing.T) {
 		}
 	}
 	// Each upload became exactly one scan.
-	ids, _ := s.rdb.Keys(ctx, "assetscan:scan:*").Result()
-	if len(ids) != len(keys) {
+	if ids := s.keys(s.prefix + "scan:*"); len(ids) != len(keys) {
 		t.Errorf("%d scans for %d uploads", len(ids), len(keys))
 	}
-	if n, _ := events.LLen(ctx, eventsKey+":dead").Result(); n < 1 {
+	dead := assetevents.SlotKey(eventsKey, "dead")
+	if n, _ := events.LLen(ctx, dead).Result(); n < 1 {
 		t.Error("malformed event not set aside")
 	} else {
-		events.LRem(ctx, eventsKey+":dead", 0, "{not json")
+		events.LRem(ctx, dead, 0, "{not json")
 	}
 }
 
@@ -253,7 +257,7 @@ func TestMetricsAndReadiness(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("API /metrics: %d", code)
 	}
-	for _, series := range []string{"assetscan_scans_submitted_total", `assetscan_queue_size{queue="scan-small"`, "assetscan_queue_latency_seconds"} {
+	for _, series := range []string{"assetscan_scans_submitted_total", `assetscan_queue_size{queue="` + s.queuePrefix + `scan-small"`, "assetscan_queue_latency_seconds"} {
 		if !strings.Contains(string(b), series) {
 			t.Errorf("API /metrics lacks %s", series)
 		}

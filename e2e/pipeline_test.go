@@ -238,7 +238,7 @@ func TestSubmissionRules(t *testing.T) {
 		if code != http.StatusUnprocessableEntity || r.Fields["key"] == "" {
 			t.Fatalf("code = %d %+v", code, r)
 		}
-		if n, _ := s.rdb.Keys(t.Context(), "asynq:*pending").Result(); len(n) > 0 {
+		if n := s.keys("asynq:{" + s.queuePrefix + "*}:pending"); len(n) > 0 {
 			t.Errorf("a job was queued: %v", n)
 		}
 	})
@@ -293,9 +293,7 @@ func TestDigestAndDurability(t *testing.T) {
 		t.Fatalf("good: %s %s", g.Verdict, g.Reason)
 	}
 	// Redis loses everything: the verdict of record is in object storage.
-	if err := s.rdb.FlushDB(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
+	s.loseRedis()
 	again := s.wait(good, 10*time.Second)
 	if again.Verdict != assetscan.Pass || again.SHA256 != g.SHA256 {
 		t.Fatalf("after Redis loss: %+v", again)

@@ -2,10 +2,21 @@
 // assetscan binary (serve and worker processes) against the real Redis,
 // MinIO and clamd that scripts/test.sh starts on loopback, driven through
 // the HTTP API.
+//
+// Two setups: the default one (a single Redis, MinIO with one drive; each
+// stack gets a private redis-server of its own), and the scale-out one of
+// scripts/test.sh --scale-out (services.sh start-cluster): with several
+// addresses in ASSETSCAN_TEST_REDIS_ADDR every stack runs on that Redis
+// Cluster, kept apart from the others by its own --redis-prefix and
+// --queue-prefix (a cluster has only database 0), and with several MinIO
+// nodes in ASSETSCAN_TEST_S3_ENDPOINTS the API, each worker and the test
+// client talk to different nodes. ASSETSCAN_E2E_WORKERS sets how many
+// workers a stack starts (default 1; the scale-out run uses 2).
 package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,11 +40,21 @@ import (
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/auth"
+	"github.com/assetscan/assetscan/internal/redistest"
 )
 
 // env is what scripts/test.sh exported.
 type env struct {
 	redisAddr, s3Endpoint, s3Key, s3Secret, clamd string
+	// cluster: redisAddr lists the masters of a Redis Cluster.
+	cluster bool
+	// eventsRedisAddr is the Redis MinIO's notification target writes
+	// to: redisAddr (database 0), or the standalone one of a cluster setup.
+	eventsRedisAddr string
+	// s3Endpoints are the MinIO nodes (one unless distributed).
+	s3Endpoints []string
+	// workers: workers a stack starts unless told otherwise.
+	workers int
 }
 
 var (
@@ -51,6 +72,17 @@ func TestMain(m *testing.M) {
 			s3Key:      os.Getenv("ASSETSCAN_TEST_S3_ACCESS_KEY"),
 			s3Secret:   os.Getenv("ASSETSCAN_TEST_S3_SECRET_KEY"),
 			clamd:      os.Getenv("ASSETSCAN_TEST_CLAMD"),
+		}
+		testEnv.cluster = strings.Contains(testEnv.redisAddr, ",")
+		testEnv.eventsRedisAddr = cmp.Or(os.Getenv("ASSETSCAN_TEST_EVENTS_REDIS_ADDR"), testEnv.redisAddr)
+		for _, ep := range strings.Split(cmp.Or(os.Getenv("ASSETSCAN_TEST_S3_ENDPOINTS"), testEnv.s3Endpoint), ",") {
+			if ep = strings.TrimSpace(ep); ep != "" {
+				testEnv.s3Endpoints = append(testEnv.s3Endpoints, ep)
+			}
+		}
+		testEnv.workers = 1
+		if n, err := strconv.Atoi(os.Getenv("ASSETSCAN_E2E_WORKERS")); err == nil && n > 0 {
+			testEnv.workers = n
 		}
 		if testEnv.redisAddr == "" || testEnv.s3Endpoint == "" || testEnv.clamd == "" {
 			if os.Getenv("ASSETSCAN_SKIP_SERVICES") == "1" {
@@ -78,29 +110,37 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "e2e: build fixture DB: %v\n%s", err, out)
 			return 1
 		}
+		if testEnv.cluster || len(testEnv.s3Endpoints) > 1 {
+			fmt.Printf("e2e: scale-out setup: redis %s, events redis %s, minio %s, %d worker(s) per stack\n",
+				testEnv.redisAddr, testEnv.eventsRedisAddr, strings.Join(testEnv.s3Endpoints, ","), testEnv.workers)
+		}
 		return m.Run()
 	}())
 }
 
-// stack is one isolated deployment: its own Redis database (so its
-// workers never take another test's jobs), its own buckets, an API
-// process and worker processes.
+// stack is one isolated deployment: its own Redis (a private server, or
+// its own key and queue prefixes on the shared cluster, so its workers
+// never take another test's jobs), its own buckets, an API process and
+// worker processes.
 type stack struct {
-	t         *testing.T
-	dir       string
-	redisDB   int
-	uploads   string
-	reports   string
-	apiURL    string
-	s3        *minio.Client
-	rdb       *redis.Client
-	baseEnv   []string
-	mu        sync.Mutex
-	procs     []*proc
-	maxRetry  int
-	redisAddr string
-	tokens    map[string]string // API keys by name: asset-center, seller-1, seller-2, staff
-	token     string            // the key requests use unless told otherwise
+	t       *testing.T
+	dir     string
+	redisDB int // the stack's number
+	// prefix and queuePrefix are the stack's --redis-prefix and
+	// --queue-prefix.
+	prefix, queuePrefix string
+	uploads             string
+	reports             string
+	apiURL              string
+	s3                  *minio.Client
+	rdb                 redis.UniversalClient
+	baseEnv             []string
+	mu                  sync.Mutex
+	procs               []*proc
+	maxRetry            int
+	redisAddr           string
+	tokens              map[string]string // API keys by name: asset-center, seller-1, seller-2, staff
+	token               string            // the key requests use unless told otherwise
 }
 
 // do sends a request with an API key ("" = none).
@@ -140,21 +180,21 @@ type stackOpts struct {
 
 func newStack(t *testing.T, o stackOpts) *stack {
 	t.Helper()
-	// Each stack gets its own real Redis (ready in well under a second), so
-	// its workers never take another test's jobs.
 	db := int(nextDB.Add(1))
-	redisAddr := startRedis(t)
 	if o.maxRetry == 0 {
 		o.maxRetry = 2
 	}
 	if o.retryBase == 0 {
 		o.retryBase = time.Second
 	}
-	s := &stack{t: t, dir: t.TempDir(), redisDB: db, maxRetry: o.maxRetry,
+	s := &stack{t: t, dir: t.TempDir(), redisDB: db, maxRetry: o.maxRetry, prefix: "assetscan:",
 		uploads: fmt.Sprintf("uploads-%d-%d", db, time.Now().UnixNano()%1e9),
 		reports: fmt.Sprintf("reports-%d-%d", db, time.Now().UnixNano()%1e9)}
 	var err error
-	s.s3, err = minio.New(testEnv.s3Endpoint, &minio.Options{Creds: credentials.NewStaticV4(testEnv.s3Key, testEnv.s3Secret, "")})
+	// The test client talks to the last MinIO node, the API to the first,
+	// workers to the ones between (startWorker): on a distributed MinIO an
+	// object is written through one node and read through another.
+	s.s3, err = minio.New(testEnv.s3Endpoints[len(testEnv.s3Endpoints)-1], &minio.Options{Creds: credentials.NewStaticV4(testEnv.s3Key, testEnv.s3Secret, "")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +202,18 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	if err := s.s3.MakeBucket(ctx, s.uploads, minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s.redisAddr = redisAddr
-	s.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
-	if err := s.rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatal(err)
+	if testEnv.cluster {
+		// The shared Redis Cluster: the stack's own key and queue prefixes.
+		s.prefix = fmt.Sprintf("e2e-%d-%x:", db, time.Now().UnixNano()%1e6)
+		s.queuePrefix = s.prefix
+		s.redisAddr = testEnv.redisAddr
+		s.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(testEnv.redisAddr, ",")})
+	} else {
+		// A private redis-server (ready in well under a second).
+		s.redisAddr = startRedis(t)
+		s.rdb = redis.NewClient(&redis.Options{Addr: s.redisAddr})
 	}
+	s.loseRedis()
 	s.tokens = map[string]string{}
 	var keys strings.Builder
 	keys.WriteString("keys:\n")
@@ -188,8 +235,10 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	s.token = s.tokens["asset-center"]
 	s.baseEnv = []string{
 		"ASSETSCAN_KEYS_FILE=" + keysFile,
-		"ASSETSCAN_REDIS_ADDR=" + redisAddr,
-		"ASSETSCAN_S3_ENDPOINT=" + testEnv.s3Endpoint,
+		"ASSETSCAN_REDIS_ADDR=" + s.redisAddr,
+		"ASSETSCAN_REDIS_PREFIX=" + s.prefix,
+		"ASSETSCAN_QUEUE_PREFIX=" + s.queuePrefix,
+		"ASSETSCAN_S3_ENDPOINT=" + testEnv.s3Endpoints[0],
 		"ASSETSCAN_S3_ACCESS_KEY=" + testEnv.s3Key,
 		"ASSETSCAN_S3_SECRET_KEY=" + testEnv.s3Secret,
 		"ASSETSCAN_REPORTS_BUCKET=" + s.reports,
@@ -213,10 +262,42 @@ func newStack(t *testing.T, o stackOpts) *stack {
 	s.start("api", []string{"serve"}, "ASSETSCAN_LISTEN=127.0.0.1:"+strconv.Itoa(port))
 	s.waitReady(s.apiURL+"/readyz", 60*time.Second)
 	if !o.noWorker {
-		s.startWorker()
+		for range testEnv.workers {
+			s.startWorker()
+		}
 	}
 	t.Cleanup(s.stop)
 	return s
+}
+
+// loseRedis deletes everything the stack keeps in Redis: a FLUSHDB of its
+// private server, or on the shared cluster every key under its prefix and
+// every asynq key of its queues.
+func (s *stack) loseRedis() {
+	s.t.Helper()
+	ctx := context.Background()
+	if !testEnv.cluster {
+		if err := s.rdb.FlushDB(ctx).Err(); err != nil {
+			s.t.Fatal(err)
+		}
+		return
+	}
+	for _, pattern := range []string{s.prefix + "*", "asynq:{" + s.queuePrefix + "*"} {
+		if _, err := redistest.Delete(ctx, s.rdb, pattern); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// keys lists the stack's Redis keys matching pattern (on every master of
+// a cluster).
+func (s *stack) keys(pattern string) []string {
+	s.t.Helper()
+	keys, err := redistest.Keys(context.Background(), s.rdb, pattern)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return keys
 }
 
 // startRedis runs a private redis-server on a free loopback port for the
@@ -255,12 +336,14 @@ func freePort(t *testing.T) int {
 }
 
 // startWorker starts a worker process; env entries override the stack's.
+// On a distributed MinIO, workers take the nodes after the API's in turn.
 func (s *stack) startWorker(env ...string) *proc {
 	s.mu.Lock()
 	n := len(s.procs)
 	s.mu.Unlock()
+	ep := testEnv.s3Endpoints[n%len(testEnv.s3Endpoints)]
 	return s.start(fmt.Sprintf("worker-%d", n), []string{"worker"},
-		append([]string{"ASSETSCAN_WORK_DIR=" + filepath.Join(s.dir, fmt.Sprintf("work-%d", n))}, env...)...)
+		append([]string{"ASSETSCAN_WORK_DIR=" + filepath.Join(s.dir, fmt.Sprintf("work-%d", n)), "ASSETSCAN_S3_ENDPOINT=" + ep}, env...)...)
 }
 
 func (s *stack) start(name string, args []string, env ...string) *proc {
@@ -318,7 +401,7 @@ func (s *stack) stop() {
 			s.t.Logf("---- %s log (tail) ----\n%s", p.name, b)
 		}
 	}
-	_ = s.rdb.FlushDB(context.Background()).Err()
+	s.loseRedis()
 	_ = s.rdb.Close()
 }
 
