@@ -111,8 +111,8 @@ type serviceConfig struct {
 	// Clamd is the clamd address (ASSETSCAN_CLAMD): unix:/path or tcp:host:port.
 	Clamd string
 	// ClamdConcurrency: files in flight to clamd per scan
-	// (ASSETSCAN_CLAMD_CONCURRENCY); 0 (default): clamd's MaxThreads with
-	// fd passing, 2 with INSTREAM.
+	// (ASSETSCAN_CLAMD_CONCURRENCY); 0 (default): twice clamd's MaxThreads
+	// with fd passing, 2 with INSTREAM.
 	ClamdConcurrency int
 	// ClamdMode: how files reach clamd (ASSETSCAN_CLAMD_MODE): auto
 	// (default: fd passing over a unix socket, INSTREAM over TCP), fdpass,
@@ -192,7 +192,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkDir, "work-dir", envOr("ASSETSCAN_WORK_DIR", filepath.Join(os.TempDir(), "assetscan")), "directory for per-scan work dirs")
 	fs.StringVar(&c.DBDir, "db-dir", os.Getenv("ASSETSCAN_DB_DIR"), "trivy cache dir (db/trivy.db, db/metadata.json)")
 	fs.StringVar(&c.Clamd, "clamd", os.Getenv("ASSETSCAN_CLAMD"), "clamd address: unix:/path/clamd.sock or tcp:host:port")
-	fs.IntVar(&c.ClamdConcurrency, "clamd-concurrency", c.envInt("ASSETSCAN_CLAMD_CONCURRENCY", 0), "files in flight to clamd per scan (0: clamd's MaxThreads with fd passing, 2 with INSTREAM)")
+	fs.IntVar(&c.ClamdConcurrency, "clamd-concurrency", c.envInt("ASSETSCAN_CLAMD_CONCURRENCY", 0), "files in flight to clamd per scan (0: twice clamd's MaxThreads with fd passing, 2 with INSTREAM)")
 	fs.StringVar(&c.ClamdMode, "clamd-mode", envOr("ASSETSCAN_CLAMD_MODE", "auto"), "how files reach clamd: auto, fdpass or instream")
 	fs.StringVar(&c.ClamdConf, "clamd-conf", os.Getenv("ASSETSCAN_CLAMD_CONF"), "clamd.conf of the clamd at --clamd (its DatabaseDirectory is hashed into verdicts)")
 	fs.DurationVar(&c.CanaryInterval, "canary-interval", c.envDuration("ASSETSCAN_CANARY_INTERVAL", 5*time.Minute), "malware engine canary interval")

@@ -32,8 +32,8 @@ type engineConfig struct {
 	// are then "error", never "pass").
 	Clamd          string
 	NoPrivateClamd bool
-	// ClamdConcurrency is the number of files in flight to clamd; 0: its
-	// MaxThreads (fd passing) or 2 (INSTREAM).
+	// ClamdConcurrency is the number of files in flight to clamd; 0: twice
+	// its MaxThreads (fd passing) or 2 (INSTREAM).
 	ClamdConcurrency int
 	// ClamdMode is how files reach clamd: auto (fd passing over a unix
 	// socket, INSTREAM over TCP), fdpass or instream.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/scanner"
@@ -52,10 +53,11 @@ const (
 const (
 	// DefaultConcurrency is the INSTREAM default (each stream holds a clamd
 	// thread and a temporary copy of up to MaxStreamBytes on clamd's side).
-	// In ModeFDPass the default is clamd's MaxThreads (from STATS).
+	// In ModeFDPass the default is twice clamd's MaxThreads (from STATS).
 	DefaultConcurrency = 2
-	// DefaultFDPassConcurrency is used when clamd's STATS cannot be read.
-	DefaultFDPassConcurrency = 10
+	// DefaultFDPassConcurrency is used when clamd's STATS cannot be read
+	// (twice clamd's default MaxThreads).
+	DefaultFDPassConcurrency = 20
 	// DefaultMaxStreamBytes equals StreamMaxLength 2000M in the shipped
 	// clamd.conf (clamd accepts exactly StreamMaxLength bytes).
 	DefaultMaxStreamBytes int64 = 2000 << 20
@@ -68,9 +70,12 @@ type CheckConfig struct {
 	// ModeFDPass or ModeInstream. ModeFDPass needs a unix socket address.
 	Mode string
 	// Concurrency is how many requests are in flight to clamd at once
-	// during a scan. 0: in ModeFDPass clamd's MaxThreads (read with STATS
-	// at each scan, DefaultFDPassConcurrency if unreadable); in
-	// ModeInstream DefaultConcurrency (2).
+	// during a scan. 0: in ModeFDPass twice clamd's MaxThreads (read with
+	// STATS at each scan, DefaultFDPassConcurrency if unreadable): with
+	// exactly MaxThreads in flight a clamd thread idles for every reply's
+	// round trip, with twice as many each has the next file queued (clamd
+	// queues them, its MaxQueue defaults to 100); in ModeInstream
+	// DefaultConcurrency (2).
 	Concurrency int
 	// MaxStreamBytes is the longest stream sent to clamd; it must not exceed
 	// clamd's StreamMaxLength (a longer stream fails with ErrSizeLimit).
@@ -350,7 +355,7 @@ func (k *Check) concurrency(ctx context.Context) (int, string) {
 	if err != nil {
 		return DefaultFDPassConcurrency, "default; STATS unreadable"
 	}
-	return n, "clamd MaxThreads"
+	return 2 * n, "2 × clamd MaxThreads"
 }
 
 // scanFDs scans the whole-file units idx by passing their descriptors in
@@ -375,7 +380,9 @@ func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, id
 		}
 	}
 	lanes := min(fdPassSessions, max(1, conc), len(idx))
-	next := make(chan int)
+	// Lanes take the next unit from a shared counter: a channel fed by
+	// another goroutine would cost a goroutine hand-off per file.
+	var next atomic.Int64
 	for l := range lanes {
 		window := conc / lanes
 		if l < conc%lanes {
@@ -391,11 +398,14 @@ func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, id
 			})
 			if err != nil {
 				fail(fmt.Errorf("malware check: %w", err))
-				for range next {
-				}
 				return
 			}
-			for i := range next {
+			for ctx.Err() == nil {
+				j := next.Add(1) - 1
+				if j >= int64(len(idx)) {
+					break
+				}
+				i := idx[j]
 				if err := k.sendFD(s, files[units[i].file], i); err != nil {
 					fail(err)
 					break
@@ -404,19 +414,8 @@ func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, id
 			if err := s.Close(); err != nil {
 				fail(fmt.Errorf("malware check: %w", err))
 			}
-			for range next {
-			}
 		})
 	}
-feed:
-	for _, i := range idx {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr

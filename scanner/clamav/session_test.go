@@ -182,7 +182,7 @@ func TestSessionFake(t *testing.T) {
 		addr := fakeSession{answer: okOrFound}.start(t)
 		k := newCheck(t, newClient(t, Config{Addr: addr}), CheckConfig{})
 		res, err := k.Run(ctxTimeout(t, time.Minute), target(t, files...))
-		if err != nil || len(res.Findings) != 2 || !strings.Contains(res.Detail, "3 in flight (clamd MaxThreads)") {
+		if err != nil || len(res.Findings) != 2 || !strings.Contains(res.Detail, "6 in flight (2 × clamd MaxThreads)") {
 			t.Fatalf("Run = %+v, %v", res, err)
 		}
 	})
