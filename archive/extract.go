@@ -348,6 +348,9 @@ type member struct {
 	open func() (io.ReadCloser, error)
 	// method is the zip compression method, for messages.
 	method uint16
+	// written, when set, is called each time a chunk of the entry's data
+	// has been written to its file (ReleaseSource frees what it came from).
+	written func()
 }
 
 // extractLevel extracts one archive or compressed stream, then the nested
@@ -713,6 +716,9 @@ func (e *extractor) copy(w io.Writer, r io.Reader, m *member, raw string, sn *sn
 			}
 			n += int64(k)
 			e.res.ExpandedBytes += int64(k)
+			if m.written != nil {
+				m.written()
+			}
 			if n > ratioFloor {
 				if c := m.compressed(); e.ratioExceeded(n, c) {
 					oc, _ := e.bomb(raw, e.ratioMsg(n, c))

@@ -17,12 +17,16 @@ type options struct {
 // ReleaseSource tells Extract that the caller will not read src again for
 // what was extracted from it (it is the scan's own download): as the
 // package's tar stream (a tar, or the compressed stream of a tar.gz) is
-// read front to back, the bytes whose entries are already on disk are
-// released from the file system (fallocate FALLOC_FL_PUNCH_HOLE), so the
-// work disk holds about the expanded size at any moment, not the package
-// plus its expansion. src keeps its size; released ranges read as zeros.
-// Bytes not extracted (from a corrupt entry on) are never released, so an
-// engine that reads the package itself still sees them. A zip is read
+// read front to back, the bytes already written out (as entry data, or
+// read as headers and as entries refused with a finding) are released
+// from the file system (fallocate FALLOC_FL_PUNCH_HOLE), so the work disk
+// holds about the expanded size at any moment, not the package plus its
+// expansion. src keeps its size; released ranges read as zeros. Bytes not
+// read yet (after a corrupt entry) are never released, so an engine that
+// reads the package itself still sees them; the part of an entry written
+// before its data turned out truncated or corrupt stays in its file. Only
+// a bomb (the scan fails) or an error (the scan is retried from a new
+// download) drops written data whose source was released. A zip is read
 // through its index, not front to back: it is not released. On a file
 // system that cannot punch holes nothing is released (Result.ReleasedBytes
 // stays 0).

@@ -32,25 +32,33 @@ func TestReleaseSource(t *testing.T) {
 		entries = append(entries, archivetest.Entry{Name: "d/f" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Body: b})
 	}
 	tarBytes := mustBytes(t, archive.FormatTar, entries)
-	// Cut the tar in the middle of entry 20's data: entries 0-19 are
-	// extracted, 20 as far as it goes, and the archive is corrupt.
-	cut := 20*(512+256<<10) + 512 + 1000
+	entrySize := 512 + 256<<10 // header + data of each entry
+	// Entries 0-20, then a header that is not one, then data nobody reads.
+	badHeader := append(append(bytes.Clone(tarBytes[:21*entrySize]), bytes.Repeat([]byte("x"), 512)...), tarBytes[21*entrySize:22*entrySize]...)
+	// One 4 MiB entry cut after 3 MiB of its data.
+	big := make([]byte, 4<<20)
+	for j := range big {
+		big[j] = byte(rng.Uint32())
+	}
+	bigTar := mustBytes(t, archive.FormatTar, []archivetest.Entry{{Name: "big", Body: big}})
+	cut := 512 + 3<<20
 	tests := []struct {
 		name string
 		f    archive.Format
 		src  []byte
 		opts []archive.Option
-		// released: at least this many bytes freed; keptFrom: the bytes
-		// from here on must read back unchanged.
-		minReleased, maxReleased int64
-		keptFrom                 int64
-		files                    int
+		body [][]byte // the entries' bodies, in order
+		// ReleasedBytes within [minReleased, unread]: unread is where the
+		// bytes never written out begin (they must read back unchanged).
+		minReleased, unread int64
+		files                int
 	}{
-		{"tar", archive.FormatTar, tarBytes, []archive.Option{archive.ReleaseEvery(64<<10, 0)}, 9 << 20, int64(len(tarBytes)), -1, 40},
-		{"tar.gz", archive.FormatTarGz, mustBytes(t, archive.FormatTarGz, entries), []archive.Option{archive.ReleaseEvery(64<<10, 64<<10)}, 9 << 20, 11 << 20, -1, 40},
-		{"corrupt tar keeps what was not extracted", archive.FormatTar, tarBytes[:cut], []archive.Option{archive.ReleaseEvery(64<<10, 0)}, 4 << 20, 20 * (512 + 256<<10), 20 * (512 + 256<<10), 21},
-		{"zip is not released", archive.FormatZip, mustBytes(t, archive.FormatZip, entries), []archive.Option{archive.ReleaseEvery(64<<10, 0)}, 0, 0, 0, 40},
-		{"without the option", archive.FormatTar, tarBytes, nil, 0, 0, 0, 40},
+		{"tar", archive.FormatTar, tarBytes, []archive.Option{archive.ReleaseEvery(64<<10, 0)}, nil, 9 << 20, int64(len(tarBytes)), 40},
+		{"tar.gz", archive.FormatTarGz, mustBytes(t, archive.FormatTarGz, entries), []archive.Option{archive.ReleaseEvery(64<<10, 64<<10)}, nil, 9 << 20, 11 << 20, 40},
+		{"a bad header keeps what follows", archive.FormatTar, badHeader, []archive.Option{archive.ReleaseEvery(64<<10, 0)}, nil, 4 << 20, int64(21 * entrySize), 21},
+		{"a large entry is released while written, its cut end kept in its file", archive.FormatTar, bigTar[:cut], []archive.Option{archive.ReleaseEvery(64<<10, 0)}, [][]byte{big}, 3<<20 - 64<<10, int64(cut), 1},
+		{"zip is not released", archive.FormatZip, mustBytes(t, archive.FormatZip, entries), []archive.Option{archive.ReleaseEvery(64<<10, 0)}, nil, 0, 0, 40},
+		{"without the option", archive.FormatTar, tarBytes, nil, nil, 0, 0, 40},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,22 +73,28 @@ func TestReleaseSource(t *testing.T) {
 			if len(res.Files) != tt.files {
 				t.Fatalf("%d files extracted, want %d (findings %v)", len(res.Files), tt.files, rules(res))
 			}
+			bodies := tt.body
+			if bodies == nil {
+				for _, e := range entries {
+					bodies = append(bodies, e.Body)
+				}
+			}
 			for i, f := range res.Files {
 				got, err := os.ReadFile(f.DiskPath)
 				// A truncated entry is kept as far as it goes.
-				if err != nil || !bytes.HasPrefix(entries[i].Body, got) || (len(got) < len(entries[i].Body) && i != len(res.Files)-1) {
+				if err != nil || !bytes.HasPrefix(bodies[i], got) || (len(got) < len(bodies[i]) && i != len(res.Files)-1) {
 					t.Fatalf("file %s differs from entry %d (%v)", f.Path, i, err)
 				}
 			}
-			if res.ReleasedBytes < tt.minReleased || res.ReleasedBytes > tt.maxReleased {
-				t.Errorf("ReleasedBytes = %d, want %d..%d", res.ReleasedBytes, tt.minReleased, tt.maxReleased)
+			if res.ReleasedBytes < tt.minReleased || res.ReleasedBytes > tt.unread {
+				t.Errorf("ReleasedBytes = %d, want %d..%d", res.ReleasedBytes, tt.minReleased, tt.unread)
 			}
 			got, err := os.ReadFile(src)
 			if err != nil || len(got) != len(tt.src) {
 				t.Fatalf("package is %d bytes after extraction, was %d (%v)", len(got), len(tt.src), err)
 			}
-			if tt.keptFrom >= 0 && !bytes.Equal(got[tt.keptFrom:], tt.src[tt.keptFrom:]) {
-				t.Errorf("bytes from %d on changed", tt.keptFrom)
+			if !bytes.Equal(got[res.ReleasedBytes:], tt.src[res.ReleasedBytes:]) {
+				t.Errorf("bytes after the released %d changed", res.ReleasedBytes)
 			}
 			if !bytes.Equal(got[:res.ReleasedBytes], make([]byte, res.ReleasedBytes)) {
 				t.Errorf("released bytes do not read as zeros")

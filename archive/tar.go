@@ -80,6 +80,11 @@ func (e *extractor) tarEntries(lv *level, src io.Reader, cr *countReader, arcPat
 		m := tarMember(hdr)
 		m.compressed = func() int64 { return cr.n - start }
 		m.open = func() (io.ReadCloser, error) { return io.NopCloser(tr), nil }
+		if lv.depth == 1 && e.release != nil {
+			// Every byte read so far is on disk once a chunk is written:
+			// a 1 GB member must not wait for its end to free its source.
+			m.written = func() { e.release.upTo(cr.n) }
+		}
 		oc, err := e.entry(lv, &m, arcPath)
 		if err != nil || oc != done {
 			return oc, err
