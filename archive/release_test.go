@@ -51,7 +51,7 @@ func TestReleaseSource(t *testing.T) {
 		// ReleasedBytes within [minReleased, unread]: unread is where the
 		// bytes never written out begin (they must read back unchanged).
 		minReleased, unread int64
-		files                int
+		files               int
 	}{
 		{"tar", archive.FormatTar, tarBytes, []archive.Option{archive.ReleaseEvery(64<<10, 0)}, nil, 9 << 20, int64(len(tarBytes)), 40},
 		{"tar.gz", archive.FormatTarGz, mustBytes(t, archive.FormatTarGz, entries), []archive.Option{archive.ReleaseEvery(64<<10, 64<<10)}, nil, 9 << 20, 11 << 20, 40},
