@@ -207,9 +207,20 @@ ENV
 # stop: whatever start or start-cluster left pid files for under DIR.
 stop() {
   "$here/clamd.sh" stop "$dir/clamd" 2>/dev/null || true
-  local d
+  local d pids=()
   for d in "$dir"/minio "$dir"/minio-*; do
-    if [ -f "$d/pid" ]; then kill -TERM "$(cat "$d/pid")" 2>/dev/null || true; rm -f "$d/pid"; fi
+    if [ -f "$d/pid" ]; then
+      pids+=("$(cat "$d/pid")")
+      kill -TERM "${pids[-1]}" 2>/dev/null || true
+      rm -f "$d/pid"
+    fi
+  done
+  # Wait (up to 10 s) until MinIO has let go of its port and files: the
+  # next run, or rm -rf of the dir, must not race with it.
+  local p i
+  for p in "${pids[@]}"; do
+    for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
   done
   for d in "$dir"/redis "$dir"/redis-*; do
     [ -f "$d/pid" ] || continue

@@ -34,9 +34,11 @@ fi
 svc=$(mktemp -d /tmp/assetscan-svc.XXXXXX)
 cluster=
 cleanup() {
-  if [ -n "$cluster" ]; then scripts/services.sh stop "$cluster" || true; rm -rf "$cluster"; fi
+  # Never stop half-way: a service left running holds its port for the
+  # next run.
+  if [ -n "$cluster" ]; then scripts/services.sh stop "$cluster" || true; rm -rf "$cluster" || true; fi
   scripts/services.sh stop "$svc" || true
-  rm -rf "$svc"
+  rm -rf "$svc" || true
 }
 trap cleanup EXIT
 scripts/services.sh start "$svc"

@@ -61,13 +61,13 @@ type Scan struct {
 //
 //	Redis  <prefix>scan:<id>          scan record (JSON)
 //	Redis  <prefix>asset:<asset_id>   latest scan id of the asset
-//	Redis  <prefix>asset-done:<asset_id> the asset's latest finished scan id
 //	Redis  <prefix>dedup:<digest>     scan id for a (asset, object, content) submission
 //	S3     <bucket>/verdicts/<id>.json        verdict document of record
 //	S3     <bucket>/findings/<id>.json        findings (facts, policy-free)
 //	S3     <bucket>/scans/<id>.json           scan record at completion
 //	S3     <bucket>/assets/<asset_id>/latest.json  {"scan_id": ...}
 //	S3     <bucket>/verdicts/<id>@<revision>.json every revision (immutable)
+//	Redis  <prefix>{index}:asset-done:<asset_id> the asset's latest finished scan id
 //	Redis  <prefix>{index}:latest:<kind> set: scan ids that are their asset's latest finished scan
 //	Redis  <prefix>{index}:recent     sorted set: finished scan ids by completion time
 //	Redis  <prefix>{index}:pending    sorted set: unfinished scan ids by submission time (the sweeper's work list)
@@ -129,7 +129,8 @@ func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(par
 // indexTag is the hash tag of the fleet-wide indexes (see Store).
 const indexTag = "{index}"
 
-// indexKey names a fleet-wide index: "latest:<kind>", "recent", "pending".
+// indexKey names a fleet-wide index: "latest:<kind>", "recent", "pending",
+// and "asset-done:<asset_id>", written in the same transaction.
 func (s *Store) indexKey(parts ...string) string {
 	return s.key(append([]string{indexTag}, parts...)...)
 }
@@ -415,15 +416,14 @@ func (s *Store) putLatest(ctx context.Context, sc Scan) error {
 	return nil
 }
 
-// index maintains the Redis indexes of finished scans: the asset's
-// latest finished scan (asset-done), then the fleet-wide indexes in one
-// transaction (one slot, see Store), then the reuse key. Every step is
-// idempotent; asset-done goes first so that a failure after it never
-// leaves two scans of one asset in latest:<kind> (the next finished scan
-// of the asset removes this one).
+// index maintains the Redis indexes of finished scans in one transaction
+// (all under the {index} hash tag, one slot of a Redis Cluster): the
+// asset's latest finished scan (asset-done), the set of latest scans per
+// kind, recent and pending; then the reuse key. A failure leaves all of
+// them as they were, and the retry (or the sweeper) writes them again.
 func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict, f assetscan.Findings) error {
 	latestKey := s.indexKey("latest", string(sc.Kind))
-	prevKey := s.key("asset-done", sc.AssetID)
+	prevKey := s.indexKey("asset-done", sc.AssetID)
 	// The asset's latest finished scan is the one submitted last.
 	prev, err := s.rdb.Get(ctx, prevKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -435,13 +435,9 @@ func (s *Store) index(ctx context.Context, sc Scan, v assetscan.Verdict, f asset
 			newer = false
 		}
 	}
-	if newer {
-		if err := s.rdb.Set(ctx, prevKey, sc.ScanID, 0).Err(); err != nil {
-			return fmt.Errorf("index verdict: %w: %w", ErrUnavailable, err)
-		}
-	}
 	pipe := s.rdb.TxPipeline()
 	if newer {
+		pipe.Set(ctx, prevKey, sc.ScanID, 0)
 		if prev != "" && prev != sc.ScanID {
 			pipe.SRem(ctx, latestKey, prev)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/assetscan/assetscan/api"
 	"github.com/assetscan/assetscan/callbacks"
+	"github.com/assetscan/assetscan/internal/keyslot"
 	"github.com/assetscan/assetscan/queue"
 	"github.com/assetscan/assetscan/storage"
 )
@@ -165,7 +166,7 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisMasterName, "redis-master-name", os.Getenv("ASSETSCAN_REDIS_MASTER_NAME"), "Redis Sentinel master name (then --redis-addr lists the Sentinels)")
 	fs.StringVar(&c.RedisPassword, "redis-password", os.Getenv("ASSETSCAN_REDIS_PASSWORD"), "Redis password")
 	fs.IntVar(&c.RedisDB, "redis-db", c.envInt("ASSETSCAN_REDIS_DB", 0), "Redis database number")
-	fs.StringVar(&c.KeyPrefix, "redis-prefix", envOr("ASSETSCAN_REDIS_PREFIX", "assetscan:"), "prefix of assetscan's Redis keys")
+	fs.StringVar(&c.KeyPrefix, "redis-prefix", envOr("ASSETSCAN_REDIS_PREFIX", defaultKeyPrefix), "prefix of assetscan's Redis keys")
 	fs.StringVar(&c.QueuePrefix, "queue-prefix", os.Getenv("ASSETSCAN_QUEUE_PREFIX"), "prefix of the asynq queue names (deployments sharing one Redis)")
 	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", os.Getenv("ASSETSCAN_S3_ENDPOINT"), "S3 endpoint host:port")
 	fs.StringVar(&c.S3.AccessKey, "s3-access-key", os.Getenv("ASSETSCAN_S3_ACCESS_KEY"), "S3 access key")
@@ -208,6 +209,9 @@ func (c *serviceConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", envOr("ASSETSCAN_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 }
 
+// defaultKeyPrefix is --redis-prefix's default.
+const defaultKeyPrefix = "assetscan:"
+
 // validate checks the configuration; worker says whether worker-only
 // settings apply.
 func (c *serviceConfig) validate(worker bool) error {
@@ -218,8 +222,27 @@ func (c *serviceConfig) validate(worker bool) error {
 	if c.redisCluster() && c.RedisDB != 0 {
 		errs = append(errs, fmt.Errorf("--redis-db %d: a Redis Cluster (several --redis-addr) has only database 0; keep deployments apart with --redis-prefix and --queue-prefix", c.RedisDB))
 	}
-	if c.redisCluster() && c.EventsList != "" && c.EventsRedisAddr == "" && c.EventsRedisDB != 0 {
-		errs = append(errs, fmt.Errorf("--events-redis-db %d: the events list would be on the Redis Cluster, which has only database 0", c.EventsRedisDB))
+	if c.redisCluster() && c.EventsList != "" && c.EventsRedisAddr == "" {
+		// The consumer would work on a cluster (its keys share a slot), but
+		// MinIO's Redis notification target talks to one server and cannot
+		// follow MOVED redirections: no upload would ever be scanned.
+		errs = append(errs, errors.New("--events-list on a Redis Cluster needs --events-redis-addr: MinIO's Redis notification target cannot write to a cluster; give it a standalone Redis"))
+	}
+	if c.redisCluster() && (c.KeyPrefix != defaultKeyPrefix) != (c.QueuePrefix != "") {
+		// Deployments sharing a cluster share database 0: with only one of
+		// the two prefixes changed they share either the queues (one's
+		// workers take the other's scans) or the sweeper's work list (one
+		// re-enqueues the other's scans on its own queues).
+		errs = append(errs, fmt.Errorf("--redis-prefix %q and --queue-prefix %q: on a Redis Cluster set both or neither (deployments sharing it must differ in both)", c.KeyPrefix, c.QueuePrefix))
+	}
+	for _, tag := range []string{"{index}", "{policies}"} {
+		// Keys written in one transaction carry one hash tag; a prefix
+		// with an empty tag ("{}") makes Redis hash each whole key, which
+		// splits them over slots.
+		if a, b := c.KeyPrefix+tag+":a", c.KeyPrefix+tag+":b"; !keyslot.Same(a, b) {
+			errs = append(errs, fmt.Errorf("--redis-prefix %q: keys under %s%s would not share a hash slot (an empty hash tag {} in the prefix makes Redis hash each whole key)", c.KeyPrefix, c.KeyPrefix, tag))
+			break
+		}
 	}
 	if err := queue.ValidateQueuePrefix(c.QueuePrefix); err != nil {
 		errs = append(errs, fmt.Errorf("--queue-prefix: %w", err))

@@ -22,12 +22,22 @@ func TestRedisClusterConfig(t *testing.T) {
 		{name: "sentinel is not a cluster", args: []string{"--redis-addr", "s1:26379,s2:26379", "--redis-master-name", "m", "--redis-db", "2"}},
 		{name: "cluster with a database", args: []string{"--redis-addr", "n1:6379,n2:6379", "--redis-db", "1"}, cluster: true,
 			wantErr: "--redis-db 1: a Redis Cluster"},
+		{name: "events list on the cluster", args: []string{"--redis-addr", "n1:6379,n2:6379",
+			"--events-list", "assetscan:events"}, cluster: true, wantErr: "--events-list on a Redis Cluster needs --events-redis-addr"},
 		{name: "events list on the cluster with a database", args: []string{"--redis-addr", "n1:6379,n2:6379",
-			"--events-list", "assetscan:events", "--events-redis-db", "2"}, cluster: true, wantErr: "--events-redis-db 2"},
+			"--events-list", "assetscan:events", "--events-redis-db", "2"}, cluster: true, wantErr: "--events-redis-addr"},
 		{name: "events list on its own Redis", args: []string{"--redis-addr", "n1:6379,n2:6379",
 			"--events-list", "assetscan:events", "--events-redis-addr", "ev:6379", "--events-redis-db", "2"}, cluster: true},
 		{name: "queue prefix", args: []string{"--redis-addr", "n1:6379,n2:6379", "--redis-prefix", "staging:", "--queue-prefix", "staging:"}, cluster: true},
 		{name: "queue prefix with a brace", args: []string{"--queue-prefix", "{staging}:"}, wantErr: "--queue-prefix"},
+		{name: "cluster, key prefix alone", args: []string{"--redis-addr", "n1:6379,n2:6379", "--redis-prefix", "staging:"}, cluster: true,
+			wantErr: "set both or neither"},
+		{name: "cluster, queue prefix alone", args: []string{"--redis-addr", "n1:6379,n2:6379", "--queue-prefix", "staging:"}, cluster: true,
+			wantErr: "set both or neither"},
+		{name: "one server, key prefix alone", args: []string{"--redis-prefix", "staging:"}},
+		{name: "key prefix with its own hash tag", args: []string{"--redis-addr", "n1:6379,n2:6379", "--redis-prefix", "{staging}:", "--queue-prefix", "staging:"}, cluster: true},
+		{name: "key prefix with an empty hash tag", args: []string{"--redis-prefix", "x{}:"}, wantErr: "would not share a hash slot"},
+		{name: "key prefix with a stray brace", args: []string{"--redis-prefix", "x{"}}, // tag "{index": still one slot
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

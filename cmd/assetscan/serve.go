@@ -419,13 +419,7 @@ func eventsConsumer(cfg *serviceConfig, srv *api.Server, obj *storage.Objects, l
 	}
 	var erdb redis.UniversalClient
 	if cfg.EventsRedisAddr == "" {
-		if cfg.redisCluster() {
-			// The consumer works on a cluster (its keys share a slot), but
-			// MinIO's Redis target talks to one server and cannot follow
-			// MOVED redirections.
-			log.Warn("the upload events list is on the Redis Cluster: MinIO's Redis notification target cannot write to a cluster; give it a standalone Redis and set --events-redis-addr",
-				"list", cfg.EventsList)
-		}
+		// Not a cluster (validate refuses that): the list is on --redis-addr.
 		ec := *cfg
 		ec.RedisDB = cfg.EventsRedisDB
 		erdb = ec.redisClient()
