@@ -2,7 +2,10 @@
 
 package clamav
 
-import "os"
+import (
+	"os"
+	"syscall"
+)
 
 // socketRights: no descriptor passing on this OS.
 func socketRights(int) []byte { return nil }
@@ -11,3 +14,6 @@ func socketRights(int) []byte { return nil }
 func openPlanned(string, os.FileInfo) (int, error) { return -1, ErrNoFDPass }
 
 func closeFD(int) {}
+
+// readConn: sessions need descriptor passing, which this OS lacks.
+func readConn(syscall.RawConn, []byte, bool) (int, error) { return 0, ErrNoFDPass }

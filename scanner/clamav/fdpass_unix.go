@@ -44,3 +44,33 @@ func openPlanned(path string, planned os.FileInfo) (int, error) {
 }
 
 func closeFD(fd int) { syscall.Close(fd) }
+
+// readConn reads once from a connection into buf: n > 0 bytes, 0 at the
+// end of the stream, or -1 when nothing is there and wait is false. With
+// wait the poller waits for data, and the connection's deadlines apply.
+func readConn(raw syscall.RawConn, buf []byte, wait bool) (int, error) {
+	var n int
+	var rerr error
+	err := raw.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), buf)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			if wait {
+				return false
+			}
+			n, rerr = -1, nil
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -1,16 +1,15 @@
 package clamav
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,32 +24,39 @@ var ErrNoFDPass = errors.New("clamd: file descriptor passing needs a unix socket
 // it finishes ("<id>: fd[N]: OK"). clamd reads the file itself; no byte is
 // copied through the socket, and clamd needs no permission on the path.
 //
-// Send and Close must be called from one goroutine; replies are delivered
-// to the callback from the session's reader goroutine. Every request gets
-// exactly one callback: with its reply, or with the error that ended the
-// session (clamd killed, time-out, cancellation, a reply this client does
-// not understand). Nothing is ever reported clean without clamd's exact
-// OK for that request.
+// A Session is used from one goroutine, as clamdscan uses its one thread:
+// SendFD first takes the replies that have arrived (without waiting) and
+// waits for one only when the window is full; Close waits for the rest.
+// There is no reader goroutine to hand replies over: on a machine whose
+// cores clamd's threads keep busy, those wake-ups were CPU taken from
+// clamd.
+//
+// Replies are delivered to the callback from SendFD and Close. Every
+// request gets exactly one callback: with its reply, or with the error
+// that ended the session (clamd killed, time-out, cancellation, a reply
+// this client does not understand). Nothing is ever reported clean
+// without clamd's exact OK for that request.
 type Session struct {
 	c      *Client
 	conn   *net.UnixConn
+	raw    syscall.RawConn
 	stop   func() bool
 	ctx    context.Context
-	window chan struct{}
+	window int
 	onDone func(tag int, r Reply, err error)
 
-	wdl time.Time // when the write deadline was last set (sender goroutine)
-
-	mu      sync.Mutex
 	next    int         // id of the next request (clamd counts from 1)
 	pending map[int]int // request id -> caller's tag
-	ended   bool        // END sent
 	err     error       // the error that ended the session
-	done    chan struct{}
+	closed  bool
+
+	buf      []byte    // read buffer
+	partial  []byte    // the start of a reply not terminated yet
+	wdl, rdl time.Time // when the write and read deadlines were last set
 }
 
 // OpenSession opens an IDSESSION with at most window requests in flight.
-// onDone receives each request's outcome (tag as given to SendFile).
+// onDone receives each request's outcome (tag as given to SendFD).
 func (c *Client) OpenSession(ctx context.Context, window int, onDone func(tag int, r Reply, err error)) (*Session, error) {
 	if c.network != "unix" {
 		return nil, ErrNoFDPass
@@ -68,20 +74,24 @@ func (c *Client) OpenSession(ctx context.Context, window int, onDone func(tag in
 		stop()
 		return nil, ErrNoFDPass
 	}
-	s := &Session{c: c, conn: uc, stop: stop, ctx: ctx, window: make(chan struct{}, window),
-		onDone: onDone, next: 1, pending: map[int]int{}, done: make(chan struct{})}
-	if err := s.write([]byte("zIDSESSION\x00"), nil); err != nil {
-		s.abort(err)
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		conn.Close()
+		stop()
 		return nil, fmt.Errorf("clamd IDSESSION: %w", err)
 	}
-	go s.readLoop()
+	s := &Session{c: c, conn: uc, raw: raw, stop: stop, ctx: ctx, window: window,
+		onDone: onDone, next: 1, pending: map[int]int{}, buf: make([]byte, 16<<10)}
+	if err := s.write([]byte("zIDSESSION\x00"), nil); err != nil {
+		s.abort(err)
+		s.Close()
+		return nil, s.err
+	}
 	return s, nil
 }
 
-// SendFile passes f's descriptor to clamd for a scan, waiting for a free
-// slot in the window first. f may be closed as soon as SendFile returns.
-// An error means the session is over; requests already sent get their
-// callbacks with the session's error.
+// SendFile passes f's descriptor to clamd for a scan (see SendFD). f may
+// be closed as soon as SendFile returns.
 func (s *Session) SendFile(tag int, f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -94,43 +104,37 @@ func (s *Session) SendFile(tag int, f *os.File) error {
 	return serr
 }
 
-// SendFD is SendFile for a raw descriptor, which the caller keeps open
-// until SendFD returns.
+// SendFD passes fd to clamd for a scan, first taking the replies that
+// have arrived and, when window requests are in flight, waiting for one.
+// The caller may close fd once SendFD returns. An error means the session
+// is over; every request sent has had its callback or gets it at Close.
 func (s *Session) SendFD(tag int, fd int) error {
-	select {
-	case s.window <- struct{}{}:
-	case <-s.done:
-		return s.Err()
-	case <-s.ctx.Done():
-		return ctxError(s.ctx)
+	if err := s.receive(false); err != nil {
+		return err
 	}
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		<-s.window
+	for len(s.pending) >= s.window {
+		if err := s.receive(true); err != nil {
+			return err
+		}
+	}
+	rights := socketRights(fd)
+	if rights == nil {
+		s.abort(ErrNoFDPass)
 		return s.err
 	}
 	id := s.next
 	s.next++
 	s.pending[id] = tag
-	s.mu.Unlock()
-	var err error
-	rights := socketRights(fd)
-	if rights == nil {
-		err = ErrNoFDPass
-	}
-	if err == nil {
-		// clamd wants the descriptor after the command, with one byte of
-		// data (as clamdscan sends it); on the command itself it replies
-		// "ancillary data sent without FILDES".
-		err = s.write([]byte("zFILDES\x00"), nil)
-	}
+	// clamd wants the descriptor after the command, with one byte of data
+	// (as clamdscan sends it); on the command itself it replies "ancillary
+	// data sent without FILDES".
+	err := s.write([]byte("zFILDES\x00"), nil)
 	if err == nil {
 		err = s.write([]byte{0}, rights)
 	}
 	if err != nil {
 		s.abort(err)
-		return s.Err()
+		return s.err
 	}
 	return nil
 }
@@ -138,27 +142,25 @@ func (s *Session) SendFD(tag int, fd int) error {
 // Close sends END, waits for every outstanding reply and closes the
 // connection. It returns the error that ended the session early, if any.
 func (s *Session) Close() error {
-	s.mu.Lock()
-	s.ended = true
-	failed := s.err != nil
-	s.mu.Unlock()
-	if !failed {
+	if s.closed {
+		return s.err
+	}
+	if s.err == nil {
 		if err := s.write([]byte("zEND\x00"), nil); err != nil {
 			s.abort(err)
 		}
 	}
-	<-s.done
+	for s.err == nil && len(s.pending) > 0 {
+		s.receive(true)
+	}
+	s.closed = true
 	s.conn.Close()
 	s.stop()
-	return s.Err()
+	return s.err
 }
 
 // Err returns the error that ended the session, or nil.
-func (s *Session) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
+func (s *Session) Err() error { return s.err }
 
 func (s *Session) write(b, oob []byte) error {
 	if err := refreshDeadline(s.ctx, &s.wdl, s.conn.SetWriteDeadline, s.c.cfg.WriteTimeout); err != nil {
@@ -174,106 +176,101 @@ func (s *Session) write(b, oob []byte) error {
 	return nil
 }
 
-// abort ends the session with err (the first error wins), closes the
-// connection so the reader stops, and fails every pending request.
+// abort ends the session with err (the first error wins), makes pending
+// I/O return, and fails every pending request.
 func (s *Session) abort(err error) {
-	s.mu.Lock()
 	if s.err == nil {
 		s.err = fmt.Errorf("clamd IDSESSION: %w", err)
 	}
+	s.conn.SetDeadline(time.Unix(1, 0))
 	pending := s.pending
 	s.pending = map[int]int{}
-	serr := s.err
-	s.mu.Unlock()
-	s.conn.SetDeadline(time.Unix(1, 0))
 	for _, tag := range pending {
-		s.onDone(tag, Reply{}, serr)
+		s.onDone(tag, Reply{}, s.err)
 	}
 }
 
-func (s *Session) readLoop() {
-	defer close(s.done)
-	br := bufio.NewReaderSize(s.conn, 4096)
-	var rdl time.Time
-	for {
-		if err := refreshDeadline(s.ctx, &rdl, s.conn.SetReadDeadline, s.c.cfg.ReadTimeout); err != nil {
-			s.abort(err)
-			return
-		}
-		raw, err := readNUL(br)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && s.ctx.Err() == nil {
-				s.mu.Lock()
-				idle := len(s.pending) == 0 && !s.ended && s.err == nil
-				s.mu.Unlock()
-				if idle {
-					continue // nothing asked yet: not clamd's delay
-				}
-			}
-			s.mu.Lock()
-			clean := err == io.EOF && s.ended && len(s.pending) == 0 && s.err == nil
-			s.mu.Unlock()
-			if clean {
-				return
-			}
-			if err == io.EOF {
-				err = fmt.Errorf("%w: connection closed with requests outstanding", ErrNoReply)
-			} else if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrNoReply) {
-				err = s.c.ioError(s.ctx, "read", err)
-			}
-			s.abort(err)
-			return
-		}
-		idStr, rest, ok := strings.Cut(raw, ": ")
-		id, perr := strconv.Atoi(idStr)
-		if !ok || perr != nil || id < 1 {
-			// clamd ends a session it considers broken with an unnumbered
-			// reply ("UNKNOWN COMMAND", "Error processing command. ERROR").
-			s.abort(fmt.Errorf("%w: %q", ErrProtocol, raw))
-			return
-		}
-		s.mu.Lock()
-		tag, known := s.pending[id]
-		delete(s.pending, id)
-		s.mu.Unlock()
-		if !known {
-			s.abort(fmt.Errorf("%w: reply to request %d that is not outstanding: %q", ErrProtocol, id, raw))
-			return
-		}
-		reply, err := parseFDReply(rest)
-		if err != nil {
-			err = fmt.Errorf("clamd FILDES: %w", err)
-		}
-		<-s.window
-		s.onDone(tag, reply, err)
+// receive reads what clamd has sent and delivers every complete reply.
+// With wait, it waits (up to the read time-out) until replies have freed
+// a slot of the window; without, it takes only what is there already. It
+// returns the session's error once the session is over.
+func (s *Session) receive(wait bool) error {
+	if s.err != nil || (!wait && len(s.pending) == 0) {
+		return s.err
 	}
-}
-
-// readNUL reads one NUL-terminated reply of at most maxReplyBytes.
-func readNUL(br *bufio.Reader) (string, error) {
-	var acc []byte
-	for {
-		b, err := br.ReadSlice(0)
+	for s.err == nil {
+		if wait {
+			if err := refreshDeadline(s.ctx, &s.rdl, s.conn.SetReadDeadline, s.c.cfg.ReadTimeout); err != nil {
+				s.abort(err)
+				break
+			}
+		}
+		n, err := readConn(s.raw, s.buf, wait)
 		switch {
-		case err == nil:
-			if acc == nil {
-				return string(b[:len(b)-1]), nil
+		case err != nil:
+			s.abort(s.c.ioError(s.ctx, "read", err))
+			continue
+		case n < 0:
+			return nil // nothing there now
+		case n == 0:
+			if len(s.partial) > 0 {
+				s.abort(fmt.Errorf("%w: connection closed after partial reply %q", ErrNoReply, s.partial))
+			} else {
+				s.abort(fmt.Errorf("%w: connection closed with requests outstanding", ErrNoReply))
 			}
-			acc = append(acc, b[:len(b)-1]...)
-			return string(acc), nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			acc = append(acc, b...)
-			if len(acc) > maxReplyBytes {
-				return "", fmt.Errorf("%w: reply longer than %d bytes without terminator", ErrProtocol, maxReplyBytes)
+			continue
+		}
+		data := s.buf[:n]
+		for s.err == nil {
+			i := bytes.IndexByte(data, 0)
+			if i < 0 {
+				break
 			}
-		default:
-			if err == io.EOF && len(acc)+len(b) > 0 {
-				return "", fmt.Errorf("%w: connection closed after partial reply %q", ErrNoReply, append(acc, b...))
+			reply := string(data[:i])
+			if len(s.partial) > 0 {
+				reply = string(s.partial) + reply
+				s.partial = s.partial[:0]
 			}
-			return "", err
+			data = data[i+1:]
+			s.deliver(reply)
+		}
+		if s.err != nil {
+			break
+		}
+		s.partial = append(s.partial, data...)
+		if len(s.partial) > maxReplyBytes {
+			s.abort(fmt.Errorf("%w: reply longer than %d bytes without terminator", ErrProtocol, maxReplyBytes))
+			break
+		}
+		if len(s.pending) == 0 || (wait && len(s.pending) < s.window) {
+			return nil
 		}
 	}
+	return s.err
+}
+
+// deliver hands one reply to its request's callback, or ends the session
+// on a reply this client cannot place.
+func (s *Session) deliver(raw string) {
+	idStr, rest, ok := strings.Cut(raw, ": ")
+	id, perr := strconv.Atoi(idStr)
+	if !ok || perr != nil || id < 1 {
+		// clamd ends a session it considers broken with an unnumbered
+		// reply ("UNKNOWN COMMAND", "Error processing command. ERROR").
+		s.abort(fmt.Errorf("%w: %q", ErrProtocol, raw))
+		return
+	}
+	tag, known := s.pending[id]
+	if !known {
+		s.abort(fmt.Errorf("%w: reply to request %d that is not outstanding: %q", ErrProtocol, id, raw))
+		return
+	}
+	delete(s.pending, id)
+	reply, err := parseFDReply(rest)
+	if err != nil {
+		err = fmt.Errorf("clamd FILDES: %w", err)
+	}
+	s.onDone(tag, reply, err)
 }
 
 // parseFDReply parses the reply to FILDES: "fd[N]: OK", "fd[N]: <name>
