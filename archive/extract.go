@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -171,7 +170,7 @@ func Extract(ctx context.Context, src string, f Format, dest string, lim Limits,
 	if o.releaseSource && f != FormatZip {
 		// Punching holes needs a descriptor open for writing.
 		sf, err = os.OpenFile(src, os.O_RDWR, 0)
-		rel = &releaser{f: sf, step: releaseStep, lag: releaseLag, log: slog.Default()}
+		rel = &releaser{f: sf, step: releaseStep, lag: releaseLag}
 		if o.step > 0 {
 			rel.step, rel.lag = o.step, o.lag
 		}

@@ -1,9 +1,6 @@
 package archive
 
-import (
-	"log/slog"
-	"os"
-)
+import "os"
 
 // Option changes how Extract reads its source.
 type Option func(*options)
@@ -48,7 +45,6 @@ type releaser struct {
 	step, lag int64
 	done      int64 // bytes [0, done) are released
 	off       bool  // the file system refused: stop trying
-	log       *slog.Logger
 }
 
 // upTo releases the source up to read position n (the bytes of every
@@ -62,8 +58,10 @@ func (r *releaser) upTo(n int64) {
 		return
 	}
 	if err := punchHole(r.f, r.done, end-r.done); err != nil {
+		// The file system cannot punch holes: the work disk holds the
+		// package and its expansion, as before (Result.ReleasedBytes
+		// stays where it was; the scan logs it).
 		r.off = true
-		r.log.Debug("archive: the work disk cannot release an extracted package's bytes; it holds both", "error", err)
 		return
 	}
 	r.done = end
