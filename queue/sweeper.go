@@ -21,6 +21,7 @@ type SweepRecords interface {
 	Put(ctx context.Context, sc storage.Scan) error
 	Pending(ctx context.Context, cutoff time.Time, offset, n int) ([]string, error)
 	Unpend(ctx context.Context, id string) error
+	Reindex(ctx context.Context, sc storage.Scan) error
 	Lock(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }
 
@@ -179,7 +180,12 @@ func (s *Sweeper) pending(ctx context.Context, res *SweepResult) error {
 			return fmt.Errorf("sweep: %w", err)
 		}
 		if sc.Status == assetscan.StatusDone {
-			_ = s.Records.Unpend(ctx, id)
+			// Finished, yet still pending: its writer's index transaction
+			// failed (or is running now: the same writes twice).
+			if err := s.Records.Reindex(ctx, sc); err != nil {
+				s.Log.WarnContext(ctx, "sweep: re-indexing a finished scan", "scan_id", id, "error", err)
+				_ = s.Records.Unpend(ctx, id)
+			}
 			continue
 		}
 		if s.Now().Sub(sc.SubmittedAt) >= s.Deadline {

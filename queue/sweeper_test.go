@@ -61,6 +61,8 @@ func (m *memRecords) Pending(_ context.Context, cutoff time.Time, offset, n int)
 
 func (m *memRecords) Unpend(context.Context, string) error { return nil }
 
+func (m *memRecords) Reindex(context.Context, storage.Scan) error { return nil }
+
 func (m *memRecords) Lock(context.Context, string, time.Duration) (bool, error) { return true, nil }
 
 // memFinisher records the error verdicts the sweeper asks for.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -358,4 +359,64 @@ func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
 	if v, err := s.Verdict(ctx, sc.ScanID); err != nil || v.Verdict != assetscan.Fail {
 		t.Errorf("verdict of record = %s %v, want the first (fail)", v.Verdict, err)
 	}
+}
+
+// TestReindexRepairsAFailedIndex: a finished scan whose index transaction
+// never ran (the writer failed after the record was final) is indexed from
+// its stored verdict and findings by Reindex, as SaveVerdict would have.
+func TestReindexRepairsAFailedIndex(t *testing.T) {
+	obj, rdb := services(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("storagereidx%d:", time.Now().UnixNano())
+	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
+	s := NewStore(rdb, obj, bucket(t, obj), prefix)
+	sc := Scan{ScanID: NewScanID(), AssetID: "reidx", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
+		Status: assetscan.StatusRunning, SubmittedAt: time.Now().UTC()}
+	if _, _, err := s.Create(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	v := assetscan.Verdict{ScanID: sc.ScanID, AssetID: sc.AssetID, Kind: sc.Kind, Status: assetscan.StatusDone,
+		Verdict: assetscan.Pass, CompletedAt: time.Now().UTC()}
+	if err := s.SaveVerdict(ctx, sc, v, assetscan.Findings{}); err != nil {
+		t.Fatal(err)
+	}
+	// Undo the index transaction, as if it had failed.
+	pipe := rdb.TxPipeline()
+	pipe.SRem(ctx, s.indexKey("latest", string(sc.Kind)), sc.ScanID)
+	pipe.Del(ctx, s.indexKey("asset-done", sc.AssetID))
+	pipe.ZRem(ctx, s.indexKey("recent"), sc.ScanID)
+	pipe.ZAdd(ctx, s.indexKey("pending"), redis.Z{Score: float64(sc.SubmittedAt.UnixMilli()), Member: sc.ScanID})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (latest, pending, recent bool) {
+		ids, _ := s.LatestOfKind(ctx, sc.Kind)
+		p, _ := s.Pending(ctx, time.Now().Add(time.Hour), 0, 100)
+		r, _ := s.Recent(ctx, 100)
+		return slices.Contains(ids, sc.ScanID), slices.Contains(p, sc.ScanID), slices.Contains(r, sc.ScanID)
+	}
+	if l, p, r := state(); l || !p || r {
+		t.Fatalf("before: latest %v pending %v recent %v", l, p, r)
+	}
+	if err := s.Reindex(ctx, mustGet(t, s, sc.ScanID)); err != nil {
+		t.Fatal(err)
+	}
+	if l, p, r := state(); !l || p || !r {
+		t.Fatalf("after Reindex: latest %v pending %v recent %v; want latest, recent, not pending", l, p, r)
+	}
+	if err := s.Reindex(ctx, mustGet(t, s, sc.ScanID)); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if l, p, r := state(); !l || p || !r {
+		t.Fatalf("after a second Reindex: latest %v pending %v recent %v", l, p, r)
+	}
+}
+
+func mustGet(t *testing.T, s *Store, id string) Scan {
+	t.Helper()
+	sc, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }

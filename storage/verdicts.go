@@ -195,6 +195,24 @@ func (s *Store) Unpend(ctx context.Context, id string) error {
 	return s.rdb.ZRem(ctx, s.indexKey("pending"), id).Err()
 }
 
+// Reindex writes the Redis indexes of a finished scan again from its
+// stored verdict and findings: what SaveVerdict's last step does. A writer
+// whose index transaction failed after the record was final left them
+// unwritten (the scan still listed as pending, not as its asset's latest),
+// and its retry stops at ErrAlreadyFinal; the sweeper calls this when it
+// finds a finished scan still pending. Idempotent.
+func (s *Store) Reindex(ctx context.Context, sc Scan) error {
+	v, err := s.Verdict(ctx, sc.ScanID)
+	if err != nil {
+		return fmt.Errorf("reindex %s: %w", sc.ScanID, err)
+	}
+	f, err := s.Findings(ctx, sc.ScanID)
+	if err != nil {
+		return fmt.Errorf("reindex %s: %w", sc.ScanID, err)
+	}
+	return s.index(ctx, sc, v, f)
+}
+
 // Forget removes a scan's dedup entry and record (used when enqueueing
 // failed, so the submission can be retried). One DEL per key: they lie in
 // different slots of a Redis Cluster.
