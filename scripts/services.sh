@@ -110,6 +110,25 @@ notify_env=(MINIO_NOTIFY_REDIS_ENABLE_ASSETSCAN=on MINIO_NOTIFY_REDIS_ADDRESS_AS
   MINIO_NOTIFY_REDIS_KEY_ASSETSCAN=assetscan:events MINIO_NOTIFY_REDIS_FORMAT_ASSETSCAN=access)
 minio_env=(MINIO_ROOT_USER=$minio_user MINIO_ROOT_PASSWORD=$minio_pass MINIO_BROWSER=off MINIO_UPDATE=off)
 
+
+# write_env REDIS_ADDR S3_ENDPOINT CLAMD_ADDR [LINE...]: DIR/env, what the
+# tests and scripts source; extra lines are appended as given.
+write_env() {
+  {
+    cat <<ENV
+export ASSETSCAN_TEST_REDIS_ADDR=$1
+export ASSETSCAN_TEST_S3_ENDPOINT=$2
+export ASSETSCAN_TEST_S3_ACCESS_KEY=$minio_user
+export ASSETSCAN_TEST_S3_SECRET_KEY=$minio_pass
+export ASSETSCAN_TEST_CLAMD=$3
+export ASSETSCAN_TEST_CLAMD_CONF=$dir/clamd/clamd.conf
+export ASSETSCAN_TEST_MINIO_BIN=$minio
+export ASSETSCAN_TEST_EVENTS_KEY=assetscan:events
+ENV
+    shift 3
+    [ $# -eq 0 ] || printf '%s\n' "$@"
+  } >"$dir/env"
+}
 start() {
   ports_free "ASSETSCAN_TEST_REDIS_PORT / ASSETSCAN_TEST_MINIO_PORT" "$redis_port" "$minio_port"
   ensure_packages
@@ -129,16 +148,7 @@ start() {
   local clamd_addr
   clamd_addr=$("$here/clamd.sh" start "$dir/clamd")
 
-  cat >"$dir/env" <<ENV
-export ASSETSCAN_TEST_REDIS_ADDR=127.0.0.1:$redis_port
-export ASSETSCAN_TEST_S3_ENDPOINT=127.0.0.1:$minio_port
-export ASSETSCAN_TEST_S3_ACCESS_KEY=$minio_user
-export ASSETSCAN_TEST_S3_SECRET_KEY=$minio_pass
-export ASSETSCAN_TEST_CLAMD=$clamd_addr
-export ASSETSCAN_TEST_CLAMD_CONF=$dir/clamd/clamd.conf
-export ASSETSCAN_TEST_MINIO_BIN=$minio
-export ASSETSCAN_TEST_EVENTS_KEY=assetscan:events
-ENV
+  write_env "127.0.0.1:$redis_port" "127.0.0.1:$minio_port" "$clamd_addr"
   log "ready: redis 127.0.0.1:$redis_port, minio 127.0.0.1:$minio_port, clamd $clamd_addr"
 }
 
@@ -189,18 +199,9 @@ start_cluster() {
   local clamd_addr
   clamd_addr=$("$here/clamd.sh" start "$dir/clamd")
   local IFS=,
-  cat >"$dir/env" <<ENV
-export ASSETSCAN_TEST_REDIS_ADDR=${nodes[*]}
-export ASSETSCAN_TEST_EVENTS_REDIS_ADDR=127.0.0.1:$events_port
-export ASSETSCAN_TEST_S3_ENDPOINT=127.0.0.1:${mports[0]}
-export ASSETSCAN_TEST_S3_ENDPOINTS=${mports[*]/#/127.0.0.1:}
-export ASSETSCAN_TEST_S3_ACCESS_KEY=$minio_user
-export ASSETSCAN_TEST_S3_SECRET_KEY=$minio_pass
-export ASSETSCAN_TEST_CLAMD=$clamd_addr
-export ASSETSCAN_TEST_CLAMD_CONF=$dir/clamd/clamd.conf
-export ASSETSCAN_TEST_MINIO_BIN=$minio
-export ASSETSCAN_TEST_EVENTS_KEY=assetscan:events
-ENV
+  write_env "${nodes[*]}" "127.0.0.1:${mports[0]}" "$clamd_addr" \
+    "export ASSETSCAN_TEST_EVENTS_REDIS_ADDR=127.0.0.1:$events_port" \
+    "export ASSETSCAN_TEST_S3_ENDPOINTS=${mports[*]/#/127.0.0.1:}"
   log "ready: redis cluster ${nodes[*]} (events redis 127.0.0.1:$events_port), minio ${mports[*]/#/127.0.0.1:}, clamd $clamd_addr"
 }
 
