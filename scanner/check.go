@@ -19,7 +19,8 @@ type File struct {
 	Path string
 	// DiskPath is where the bytes are on disk, inside the scan's work dir.
 	DiskPath string
-	// Size in bytes.
+	// Size in bytes: what the extraction wrote. The malware check opens
+	// each file expecting exactly this size and fails the scan otherwise.
 	Size int64
 	// Layer is the image layer the file came from (container images only).
 	Layer string

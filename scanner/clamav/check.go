@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/assetscan/assetscan"
 	"github.com/assetscan/assetscan/scanner"
@@ -207,14 +205,10 @@ type unit struct {
 	win, wins int
 }
 
-type fileState struct {
-	f    scanner.File
-	info os.FileInfo
-}
-
 // Run scans every file in t.Files (and t.Sources). Any file clamd could
 // not scan completely (error reply, transport failure, time-out, file
-// unreadable) makes Run return an error: there is no partial pass.
+// unreadable, not a regular file, or not of the size in its scanner.File)
+// makes Run return an error: there is no partial pass.
 // Detections are findings; Run succeeds with them.
 //
 // Result.Engines records the check's Identity, read before the scan:
@@ -234,21 +228,20 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	}
 	engines := map[string]string{EngineName: id.Raw, SignaturesEngineName: id.SignaturesDigest}
 
-	// Plan: stat every file, split the large ones into windows.
-	files := make([]fileState, len(t.Files))
+	// Plan: split the large files into windows, by the size the
+	// extraction wrote. Each file is checked when it is opened: a regular
+	// file of exactly that size, or the scan fails (errChanged,
+	// errNotRegular). There is no separate pass that stats every file:
+	// on 20 000 tiny files it was 2% of the scan's time, with clamd idle.
+	files := t.Files
 	var units []unit
 	var fileBytes, streamBytes int64
 	windowed, windowCount := 0, 0
-	for i, f := range t.Files {
-		info, err := os.Lstat(f.DiskPath)
-		if err != nil {
-			return scanner.Result{}, fmt.Errorf("malware check: %q: %w", f.Path, err)
+	for i, f := range files {
+		if f.Size < 0 {
+			return scanner.Result{}, fmt.Errorf("malware check: %q: negative size %d", f.Path, f.Size)
 		}
-		if !info.Mode().IsRegular() {
-			return scanner.Result{}, fmt.Errorf("malware check: %q is not a regular file (%s)", f.Path, info.Mode().Type())
-		}
-		files[i] = fileState{f: f, info: info}
-		ws := windows(info.Size(), k.cfg.MaxStreamBytes, k.cfg.WindowOverlap)
+		ws := windows(f.Size, k.cfg.MaxStreamBytes, k.cfg.WindowOverlap)
 		if len(ws) > 1 {
 			windowed++
 			windowCount += len(ws)
@@ -257,7 +250,7 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 			units = append(units, unit{file: i, off: w[0], n: w[1], win: j, wins: len(ws)})
 			streamBytes += w[1]
 		}
-		fileBytes += info.Size()
+		fileBytes += f.Size
 	}
 
 	conc, concFrom := k.concurrency(ctx)
@@ -282,7 +275,7 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	}
 	for i, r := range replies { // belt and braces: every stream has its verdict
 		if r.Status != StatusOK && r.Status != StatusFound {
-			return scanner.Result{}, fmt.Errorf("malware check: %q: %w: no verdict from clamd", files[units[i].file].f.Path, ErrNoReply)
+			return scanner.Result{}, fmt.Errorf("malware check: %q: %w: no verdict from clamd", files[units[i].file].Path, ErrNoReply)
 		}
 	}
 
@@ -302,7 +295,7 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 			continue
 		}
 		seen[key{u.file, r.Signature}] = true
-		findings = append(findings, finding(files[u.file].f, u, r.Signature))
+		findings = append(findings, finding(files[u.file], u, r.Signature))
 	}
 
 	srcFindings, srcFiles, srcBytes, err := k.scanSources(ctx, t.Sources)
@@ -359,64 +352,45 @@ func (k *Check) concurrency(ctx context.Context) (int, string) {
 }
 
 // scanFDs scans the whole-file units idx by passing their descriptors in
-// pipelined IDSESSION connections, conc requests in flight in all.
-func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, idx []int, replies []Reply, conc int) error {
+// one pipelined IDSESSION connection, conc requests in flight. One
+// connection is enough: the client opens and passes a file in about 10 µs,
+// far less than clamd takes to scan one, and clamd reads each connection
+// in one thread anyway. A second connection (and goroutine) cost CPU on a
+// machine whose cores clamd's threads keep busy.
+func (k *Check) scanFDs(ctx context.Context, files []scanner.File, units []unit, idx []int, replies []Reply, conc int) error {
 	if len(idx) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
+	var firstErr error
+	fail := func(err error) { // the first error ends the session at once
 		if firstErr == nil {
 			firstErr = err
 			cancel(err)
 		}
 	}
-	lanes := min(fdPassSessions, max(1, conc), len(idx))
-	// Lanes take the next unit from a shared counter: a channel fed by
-	// another goroutine would cost a goroutine hand-off per file.
-	var next atomic.Int64
-	for l := range lanes {
-		window := conc / lanes
-		if l < conc%lanes {
-			window++
+	s, err := k.client.OpenSession(ctx, conc, func(i int, r Reply, err error) {
+		if err != nil {
+			fail(fmt.Errorf("malware check: %q: %w", files[units[i].file].Path, err))
+			return
 		}
-		wg.Go(func() {
-			s, err := k.client.OpenSession(ctx, window, func(i int, r Reply, err error) {
-				if err != nil {
-					fail(fmt.Errorf("malware check: %q: %w", files[units[i].file].f.Path, err))
-					return
-				}
-				replies[i] = r
-			})
-			if err != nil {
-				fail(fmt.Errorf("malware check: %w", err))
-				return
-			}
-			for ctx.Err() == nil {
-				j := next.Add(1) - 1
-				if j >= int64(len(idx)) {
-					break
-				}
-				i := idx[j]
-				if err := k.sendFD(s, files[units[i].file], i); err != nil {
-					fail(err)
-					break
-				}
-			}
-			if err := s.Close(); err != nil {
-				fail(fmt.Errorf("malware check: %w", err))
-			}
-		})
+		replies[i] = r
+	})
+	if err != nil {
+		return fmt.Errorf("malware check: %w", err)
 	}
-	wg.Wait()
+	for _, i := range idx {
+		if firstErr != nil || ctx.Err() != nil {
+			break
+		}
+		if err := k.sendFD(s, files[units[i].file], i); err != nil {
+			fail(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		fail(fmt.Errorf("malware check: %w", err))
+	}
 	if firstErr != nil {
 		return firstErr
 	}
@@ -426,28 +400,24 @@ func (k *Check) scanFDs(ctx context.Context, files []fileState, units []unit, id
 	return nil
 }
 
-// fdPassSessions is how many IDSESSION connections share a scan's
-// requests. clamd reads each connection in one thread and hands the
-// commands to its pool; two connections keep it busy while one is being
-// read.
-const fdPassSessions = 2
+// Errors of a file that is not what the extraction wrote.
+var (
+	// errChanged: the file's size is not the size planned.
+	errChanged = errors.New("file changed during the scan")
+	// errNotRegular: the path is not a regular file.
+	errNotRegular = errors.New("not a regular file")
+)
 
-// errChanged: a planned file is not the file found when it is opened.
-var errChanged = errors.New("file changed during the scan")
-
-// sendFD opens a planned file, checks it is the file that was planned, and
-// passes its descriptor to clamd.
-func (k *Check) sendFD(s *Session, fs fileState, tag int) error {
-	fd, err := openPlanned(fs.f.DiskPath, fs.info)
+// sendFD opens a planned file, checks it is a regular file of the planned
+// size, and passes its descriptor to clamd.
+func (k *Check) sendFD(s *Session, f scanner.File, tag int) error {
+	fd, err := openPlanned(f.DiskPath, f.Size)
 	if err != nil {
-		if errors.Is(err, errChanged) {
-			return fmt.Errorf("malware check: %q: %w", fs.f.Path, errChanged)
-		}
-		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
+		return fmt.Errorf("malware check: %q: %w", f.Path, err)
 	}
 	defer closeFD(fd)
 	if err := s.SendFD(tag, fd); err != nil {
-		return fmt.Errorf("malware check: %q: %w", fs.f.Path, err)
+		return fmt.Errorf("malware check: %q: %w", f.Path, err)
 	}
 	return nil
 }
@@ -489,7 +459,7 @@ func (k *Check) scanSources(ctx context.Context, srcs []scanner.FileSource) ([]a
 }
 
 // scanUnits streams the units idx with INSTREAM, conc at once.
-func (k *Check) scanUnits(ctx context.Context, files []fileState, units []unit, idx []int, replies []Reply, conc int) error {
+func (k *Check) scanUnits(ctx context.Context, files []scanner.File, units []unit, idx []int, replies []Reply, conc int) error {
 	if len(idx) == 0 {
 		return nil
 	}
@@ -540,26 +510,19 @@ feed:
 	return nil
 }
 
-func (k *Check) scanUnit(ctx context.Context, fs fileState, u unit) (Reply, error) {
-	where := fmt.Sprintf("%q", fs.f.Path)
+func (k *Check) scanUnit(ctx context.Context, file scanner.File, u unit) (Reply, error) {
+	where := fmt.Sprintf("%q", file.Path)
 	if u.wins > 1 {
 		where += fmt.Sprintf(" (window %d/%d, bytes %d-%d)", u.win+1, u.wins, u.off, u.off+u.n)
 	}
 	if err := ctx.Err(); err != nil {
 		return Reply{}, fmt.Errorf("malware check: %s: %w", where, ctxError(ctx))
 	}
-	f, err := os.Open(fs.f.DiskPath)
+	f, err := openFile(file.DiskPath, file.Size)
 	if err != nil {
 		return Reply{}, fmt.Errorf("malware check: %s: %w", where, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Reply{}, fmt.Errorf("malware check: %s: %w", where, err)
-	}
-	if !os.SameFile(st, fs.info) || st.Size() != fs.info.Size() {
-		return Reply{}, fmt.Errorf("malware check: %s: file changed during the scan", where)
-	}
 	cr := &countingReader{r: io.NewSectionReader(f, u.off, u.n)}
 	reply, err := k.client.Scan(ctx, cr)
 	if err != nil {

@@ -231,7 +231,11 @@ func TestCheckClamAVTestfiles(t *testing.T) {
 	}
 	tg := &scanner.Target{Root: testfilesDir, WorkDir: t.TempDir()}
 	for _, e := range ents {
-		tg.Files = append(tg.Files, scanner.File{Path: "testfiles/" + e.Name(), DiskPath: filepath.Join(testfilesDir, e.Name()), Layer: "sha256:layer"})
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.Files = append(tg.Files, scanner.File{Path: "testfiles/" + e.Name(), DiskPath: filepath.Join(testfilesDir, e.Name()), Size: fi.Size(), Layer: "sha256:layer"})
 	}
 	if len(tg.Files) != 44 {
 		t.Errorf("%s has %d files, want 44", testfilesDir, len(tg.Files))

@@ -1,6 +1,6 @@
 // Package clamav is the malware check: a small clamd client of our own
 // (INSTREAM over a unix or TCP socket; FILDES descriptor passing pipelined
-// in IDSESSION connections over a unix socket), the scanner.Check that
+// in an IDSESSION connection over a unix socket), the scanner.Check that
 // sends every extracted file to clamd and records what clamd runs (its
 // Identity: VERSION plus the digest of the signature directory), a canary
 // that proves the engine still detects something, the signatures the

@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// TestOpenPlanned: the descriptor passed to clamd is the file planned, or
-// no descriptor at all. Each case changes the tree between planning
-// (Lstat) and opening.
+// TestOpenPlanned: the descriptor passed to clamd (or read for
+// streaming) is a regular file of the size the extraction wrote, or there
+// is no descriptor at all. Each case changes the file after it was
+// written, before it is opened; none may block.
 func TestOpenPlanned(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -21,21 +22,24 @@ func TestOpenPlanned(t *testing.T) {
 		wantErr error // nil: opened
 	}{
 		{"unchanged", func(*testing.T, string) {}, nil},
-		{"replaced by another file of the same size", func(t *testing.T, p string) {
-			os.Rename(p, p+".old") // keeps the inode in use: no reuse of its number
-			mustWrite(t, p, "planned")
-		}, errChanged},
 		{"grown", func(t *testing.T, p string) { mustWrite(t, p, "planned and more") }, errChanged},
+		{"truncated", func(t *testing.T, p string) { mustWrite(t, p, "") }, errChanged},
 		{"replaced by a symlink", func(t *testing.T, p string) {
 			os.Remove(p)
 			if err := os.Symlink("/etc/passwd", p); err != nil {
 				t.Fatal(err)
 			}
-		}, syscall.ELOOP},
+		}, errNotRegular},
 		{"replaced by a directory", func(t *testing.T, p string) {
 			os.Remove(p)
 			os.Mkdir(p, 0o700)
-		}, errChanged},
+		}, errNotRegular},
+		{"replaced by a FIFO", func(t *testing.T, p string) {
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, errNotRegular},
 		{"removed", func(t *testing.T, p string) { os.Remove(p) }, os.ErrNotExist},
 	}
 	for _, tt := range tests {
@@ -43,21 +47,24 @@ func TestOpenPlanned(t *testing.T) {
 			t.Parallel()
 			p := filepath.Join(t.TempDir(), "f")
 			mustWrite(t, p, "planned")
-			info, err := os.Lstat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			tt.change(t, p)
-			fd, err := openPlanned(p, info)
+			fd, err := openPlanned(p, int64(len("planned")))
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("openPlanned = %v", err)
 				}
 				closeFD(fd)
-				return
-			}
-			if !errors.Is(err, tt.wantErr) || fd != -1 {
+			} else if !errors.Is(err, tt.wantErr) || fd != -1 {
 				t.Fatalf("openPlanned = %d, %v; want %v", fd, err, tt.wantErr)
+			}
+			f, err := openFile(p, int64(len("planned")))
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("openFile = %v", err)
+				}
+				f.Close()
+			} else if !errors.Is(err, tt.wantErr) || f != nil {
+				t.Fatalf("openFile = %v, %v; want %v", f, err, tt.wantErr)
 			}
 		})
 	}

@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // ErrNoFDPass: file descriptors cannot be passed (not a unix socket, or an
@@ -24,12 +21,13 @@ var ErrNoFDPass = errors.New("clamd: file descriptor passing needs a unix socket
 // it finishes ("<id>: fd[N]: OK"). clamd reads the file itself; no byte is
 // copied through the socket, and clamd needs no permission on the path.
 //
-// A Session is used from one goroutine, as clamdscan uses its one thread:
-// SendFD first takes the replies that have arrived (without waiting) and
-// waits for one only when the window is full; Close waits for the rest.
-// There is no reader goroutine to hand replies over: on a machine whose
-// cores clamd's threads keep busy, those wake-ups were CPU taken from
-// clamd.
+// A Session is used from one goroutine, as clamdscan uses its one thread,
+// and waits for clamd in poll(2) (see sessionConn): SendFD reads only when
+// the window is full, takes every reply that has arrived and waits for
+// one if none has; Close waits for the rest. There is no reader goroutine
+// to hand replies over, and no read per request that would mostly find
+// nothing: on a machine whose cores clamd's threads keep busy, the
+// client's CPU is taken from clamd.
 //
 // Replies are delivered to the callback from SendFD and Close. Every
 // request gets exactly one callback: with its reply, or with the error
@@ -38,9 +36,7 @@ var ErrNoFDPass = errors.New("clamd: file descriptor passing needs a unix socket
 // without clamd's exact OK for that request.
 type Session struct {
 	c      *Client
-	conn   *net.UnixConn
-	raw    syscall.RawConn
-	stop   func() bool
+	conn   *sessionConn
 	ctx    context.Context
 	window int
 	onDone func(tag int, r Reply, err error)
@@ -50,9 +46,9 @@ type Session struct {
 	err     error       // the error that ended the session
 	closed  bool
 
-	buf      []byte    // read buffer
-	partial  []byte    // the start of a reply not terminated yet
-	wdl, rdl time.Time // when the write and read deadlines were last set
+	fildes  []byte // the fildes command, sent as is
+	buf     []byte // read buffer
+	partial []byte // the start of a reply not terminated yet
 }
 
 // OpenSession opens an IDSESSION with at most window requests in flight.
@@ -64,24 +60,12 @@ func (c *Client) OpenSession(ctx context.Context, window int, onDone func(tag in
 	if window < 1 {
 		window = 1
 	}
-	conn, stop, err := c.dial(ctx)
+	conn, err := dialSession(ctx, c.address, c.cfg.DialTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("clamd IDSESSION: %w", err)
 	}
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		conn.Close()
-		stop()
-		return nil, ErrNoFDPass
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		conn.Close()
-		stop()
-		return nil, fmt.Errorf("clamd IDSESSION: %w", err)
-	}
-	s := &Session{c: c, conn: uc, raw: raw, stop: stop, ctx: ctx, window: window,
-		onDone: onDone, next: 1, pending: map[int]int{}, buf: make([]byte, 16<<10)}
+	s := &Session{c: c, conn: conn, ctx: ctx, window: window,
+		onDone: onDone, next: 1, pending: map[int]int{}, fildes: []byte(fildes), buf: make([]byte, 16<<10)}
 	if err := s.write([]byte("zIDSESSION\x00"), nil); err != nil {
 		s.abort(err)
 		s.Close()
@@ -104,13 +88,14 @@ func (s *Session) SendFile(tag int, f *os.File) error {
 	return serr
 }
 
-// SendFD passes fd to clamd for a scan, first taking the replies that
-// have arrived and, when window requests are in flight, waiting for one.
-// The caller may close fd once SendFD returns. An error means the session
-// is over; every request sent has had its callback or gets it at Close.
+// SendFD passes fd to clamd for a scan; when window requests are in
+// flight it first takes the replies that have arrived, waiting for one if
+// none has. The caller may close fd once SendFD returns. An error means
+// the session is over; every request sent has had its callback or gets it
+// at Close.
 func (s *Session) SendFD(tag int, fd int) error {
-	if err := s.receive(false); err != nil {
-		return err
+	if s.err != nil {
+		return s.err
 	}
 	for len(s.pending) >= s.window {
 		if err := s.receive(true); err != nil {
@@ -125,19 +110,23 @@ func (s *Session) SendFD(tag int, fd int) error {
 	id := s.next
 	s.next++
 	s.pending[id] = tag
-	// clamd wants the descriptor after the command, with one byte of data
-	// (as clamdscan sends it); on the command itself it replies "ancillary
-	// data sent without FILDES".
-	err := s.write([]byte("zFILDES\x00"), nil)
-	if err == nil {
-		err = s.write([]byte{0}, rights)
-	}
-	if err != nil {
+	// clamd takes the descriptor with one byte of data after the command.
+	// clamdscan sends that byte and the descriptor in a second message;
+	// clamd reads both messages at once whenever both have arrived, and
+	// then "eats the extra \0 for the control message". One message with
+	// all nine bytes is that case, for one system call instead of two.
+	// (The descriptor must not ride the command alone, "zFILDES\0":
+	// clamd then waits for the extra byte, finds the descriptor already
+	// taken and replies "ancillary data sent without FILDES".)
+	if err := s.write(s.fildes, rights); err != nil {
 		s.abort(err)
 		return s.err
 	}
 	return nil
 }
+
+// fildes is FILDES and the byte that carries the descriptor.
+const fildes = "zFILDES\x00\x00"
 
 // Close sends END, waits for every outstanding reply and closes the
 // connection. It returns the error that ended the session early, if any.
@@ -154,8 +143,7 @@ func (s *Session) Close() error {
 		s.receive(true)
 	}
 	s.closed = true
-	s.conn.Close()
-	s.stop()
+	s.conn.close()
 	return s.err
 }
 
@@ -163,15 +151,27 @@ func (s *Session) Close() error {
 func (s *Session) Err() error { return s.err }
 
 func (s *Session) write(b, oob []byte) error {
-	if err := refreshDeadline(s.ctx, &s.wdl, s.conn.SetWriteDeadline, s.c.cfg.WriteTimeout); err != nil {
-		return err
-	}
-	n, m, err := s.conn.WriteMsgUnix(b, oob, nil)
-	if err != nil {
-		return s.c.ioError(s.ctx, "write", err)
-	}
-	if n != len(b) || m != len(oob) {
-		return fmt.Errorf("%w: short write to clamd (%d of %d bytes, %d of %d control bytes)", ErrNoReply, n, len(b), m, len(oob))
+	for len(b) > 0 {
+		n, err := s.conn.send(b, oob)
+		if err == nil {
+			b = b[n:]
+			oob = nil // went with the first byte
+			continue
+		}
+		if err != errWouldBlock {
+			return s.c.ioError(s.ctx, "write", err)
+		}
+		// No room: clamd is not reading, its queue is full. Take its
+		// replies meanwhile, so that neither side waits for the other.
+		ev, err := s.conn.wait(waitWrite|waitRead, s.c.cfg.WriteTimeout)
+		if err != nil {
+			return s.c.ioError(s.ctx, "write", err)
+		}
+		if ev&waitRead != 0 {
+			if err := s.receive(false); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -180,9 +180,11 @@ func (s *Session) write(b, oob []byte) error {
 // I/O return, and fails every pending request.
 func (s *Session) abort(err error) {
 	if s.err == nil {
+		if s.ctx.Err() != nil { // the connection was shut down for it
+			err = ctxError(s.ctx)
+		}
 		s.err = fmt.Errorf("clamd IDSESSION: %w", err)
 	}
-	s.conn.SetDeadline(time.Unix(1, 0))
 	pending := s.pending
 	s.pending = map[int]int{}
 	for _, tag := range pending {
@@ -199,19 +201,19 @@ func (s *Session) receive(wait bool) error {
 		return s.err
 	}
 	for s.err == nil {
-		if wait {
-			if err := refreshDeadline(s.ctx, &s.rdl, s.conn.SetReadDeadline, s.c.cfg.ReadTimeout); err != nil {
-				s.abort(err)
-				break
-			}
-		}
-		n, err := readConn(s.raw, s.buf, wait)
+		n, err := s.conn.read(s.buf)
 		switch {
+		case err == errWouldBlock:
+			if !wait {
+				return nil // nothing there now
+			}
+			if _, err := s.conn.wait(waitRead, s.c.cfg.ReadTimeout); err != nil {
+				s.abort(s.c.ioError(s.ctx, "read", err))
+			}
+			continue
 		case err != nil:
 			s.abort(s.c.ioError(s.ctx, "read", err))
 			continue
-		case n < 0:
-			return nil // nothing there now
 		case n == 0:
 			if len(s.partial) > 0 {
 				s.abort(fmt.Errorf("%w: connection closed after partial reply %q", ErrNoReply, s.partial))
@@ -288,23 +290,4 @@ func parseFDReply(raw string) (Reply, error) {
 		return Reply{Raw: raw}, fmt.Errorf("%w: %q", ErrEngine, raw)
 	}
 	return Reply{Raw: raw}, fmt.Errorf("%w: %q", ErrProtocol, raw)
-}
-
-// refreshDeadline is setDeadline for a connection that does many short
-// operations: it sets the deadline again only once timeout/16 has passed
-// since *last, so each wait is bounded by between 15/16 of timeout and
-// timeout. Resetting a deadline costs a timer update per call, a
-// noticeable share of the client's CPU when clamd answers 10 000 tiny
-// files a second. Cancellation does not depend on it: the connection's
-// context.AfterFunc sets a past deadline, and a refresh re-checks ctx.
-func refreshDeadline(ctx context.Context, last *time.Time, set func(time.Time) error, timeout time.Duration) error {
-	now := time.Now()
-	if !last.IsZero() && now.Sub(*last) < timeout/16 {
-		return nil
-	}
-	if err := setDeadline(ctx, set, timeout); err != nil {
-		return err
-	}
-	*last = now
-	return nil
 }

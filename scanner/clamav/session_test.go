@@ -25,6 +25,9 @@ type fakeSession struct {
 	// closeAfter > 0 closes the connection once that many requests were
 	// answered.
 	closeAfter int
+	// stall: answer VERSION, but on an IDSESSION connection read nothing
+	// after the IDSESSION command.
+	stall bool
 }
 
 func (fs fakeSession) start(t *testing.T) string {
@@ -50,14 +53,30 @@ func (fs fakeSession) start(t *testing.T) string {
 			go func() {
 				defer c.Close()
 				go func() { <-done; c.Close() }()
-				fs.serve(c.(*net.UnixConn))
+				fs.serve(c.(*net.UnixConn), done)
 			}()
 		}
 	}()
 	return "unix:" + sock
 }
 
-func (fs fakeSession) serve(c *net.UnixConn) {
+func (fs fakeSession) serve(c *net.UnixConn, done <-chan struct{}) {
+	if fs.stall {
+		var cmd []byte
+		b := make([]byte, 1)
+		for len(cmd) == 0 || cmd[len(cmd)-1] != 0 {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			cmd = append(cmd, b[0])
+		}
+		if string(cmd) == "zVERSION\x00" {
+			c.Write([]byte("ClamAV 9.9.9\x00"))
+			return
+		}
+		<-done // read nothing more
+		return
+	}
 	var (
 		data    []byte
 		fds     []int
@@ -162,8 +181,8 @@ func TestSessionFake(t *testing.T) {
 
 	t.Run("replies out of order map to their files", func(t *testing.T) {
 		t.Parallel()
-		// The fake answers only at END: every file must fit in one
-		// session's window (Concurrency/2 each).
+		// The fake answers only at END: every file must fit in the
+		// session's window.
 		addr := fakeSession{answer: okOrFound, reverse: true}.start(t)
 		k := newCheck(t, newClient(t, Config{Addr: addr}), CheckConfig{Concurrency: 2 * len(files)})
 		res, err := k.Run(ctxTimeout(t, time.Minute), target(t, files...))
@@ -191,32 +210,57 @@ func TestSessionFake(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		fake   fakeSession
+		cfg    Config // Addr is the fake's
+		conc   int    // 0: 1
 		want   error
 		transi bool
 	}{
-		{"closed with requests outstanding", fakeSession{answer: okOrFound, closeAfter: 1}, ErrNoReply, true},
-		{"unknown reply", fakeSession{answer: func(id int, _ []byte) string {
+		{name: "closed with requests outstanding", fake: fakeSession{answer: okOrFound, closeAfter: 1}, want: ErrNoReply, transi: true},
+		{name: "unknown reply", fake: fakeSession{answer: func(id int, _ []byte) string {
 			if id == 2 {
 				return "fd[9]: something odd"
 			}
 			return "fd[9]: OK"
-		}}, ErrProtocol, false},
-		{"engine error", fakeSession{answer: func(int, []byte) string { return "fd[9]: Can't allocate memory ERROR" }}, ErrEngine, true},
-		{"reply to a request never sent", fakeSession{answer: func(id int, _ []byte) string { return "fd[9]: OK\x0099: fd[9]: OK" }}, ErrProtocol, false},
-		{"unnumbered reply", fakeSession{answer: func(int, []byte) string { return "OK\x00COMMAND READ TIMED OUT" }}, ErrProtocol, false},
-		{"partial reply", fakeSession{answer: func(int, []byte) string { return "RAW:1: fd[9]: OK\x002: fd[9]: O" }, closeAfter: 1}, ErrNoReply, true},
+		}}, want: ErrProtocol, transi: false},
+		{name: "engine error", fake: fakeSession{answer: func(int, []byte) string { return "fd[9]: Can't allocate memory ERROR" }}, want: ErrEngine, transi: true},
+		{name: "reply to a request never sent", fake: fakeSession{answer: func(id int, _ []byte) string { return "fd[9]: OK\x0099: fd[9]: OK" }}, want: ErrProtocol, transi: false},
+		{name: "unnumbered reply", fake: fakeSession{answer: func(int, []byte) string { return "OK\x00COMMAND READ TIMED OUT" }}, want: ErrProtocol, transi: false},
+		{name: "partial reply", fake: fakeSession{answer: func(int, []byte) string { return "RAW:1: fd[9]: OK\x002: fd[9]: O" }, closeAfter: 1}, want: ErrNoReply, transi: true},
+		// clamd hung: no reply within ReadTimeout.
+		{name: "no reply in time", fake: fakeSession{answer: func(int, []byte) string { return "RAW:" }},
+			cfg: Config{ReadTimeout: 300 * time.Millisecond}, want: ErrTimeout, transi: true},
+		// clamd stopped reading (its socket full): no room within
+		// WriteTimeout for thousands of requests in flight.
+		{name: "no room to write in time", fake: fakeSession{stall: true}, cfg: Config{WriteTimeout: 300 * time.Millisecond},
+			conc: 100000, want: ErrTimeout, transi: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			addr := tt.fake.start(t)
-			k := newCheck(t, newClient(t, Config{Addr: addr}), CheckConfig{Concurrency: 1})
-			res, err := k.Run(ctxTimeout(t, time.Minute), target(t, files...))
+			cfg := tt.cfg
+			cfg.Addr = tt.fake.start(t)
+			fs := files
+			if tt.conc > len(files) {
+				fs = nil
+				for i := range 5000 {
+					fs = append(fs, tfile{fmt.Sprintf("f%d", i), []byte("x")})
+				}
+			}
+			k := newCheck(t, newClient(t, cfg), CheckConfig{Concurrency: max(1, tt.conc)})
+			res, err := k.Run(ctxTimeout(t, time.Minute), target(t, fs...))
 			if !errors.Is(err, tt.want) || isTransient(err) != tt.transi {
 				t.Fatalf("Run = %+v, %v; want %v (transient %v)", res, err, tt.want, tt.transi)
 			}
 			t.Logf("error: %v", err)
 		})
 	}
+
+	t.Run("nothing listening", func(t *testing.T) {
+		t.Parallel()
+		c := newClient(t, Config{Addr: "unix:" + filepath.Join(t.TempDir(), "none.sock")})
+		if _, err := c.OpenSession(t.Context(), 1, nil); !errors.Is(err, ErrUnavailable) || !isTransient(err) {
+			t.Fatalf("OpenSession = %v, want ErrUnavailable", err)
+		}
+	})
 
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
@@ -241,8 +285,8 @@ func TestCheckFDPassRealClamd(t *testing.T) {
 		t.Skip("shared clamd is not on a unix socket")
 	}
 	var files []tfile
-	for i := range 300 {
-		data := filler(100+i*37, uint64(i))
+	for i := range 1000 {
+		data := filler(100+i%300*37, uint64(i))
 		switch i % 50 {
 		case 7:
 			data = append(data, EICAR()...)
@@ -254,21 +298,26 @@ func TestCheckFDPassRealClamd(t *testing.T) {
 		files = append(files, tfile{fmt.Sprintf("d/f%03d", i), data})
 	}
 	tg := target(t, files...)
-	var got [2][]string
-	for j, mode := range []string{ModeFDPass, ModeInstream} {
-		res, err := newCheck(t, c, CheckConfig{Mode: mode}).Run(ctxTimeout(t, time.Minute), tg)
+	// The same files streamed, passed with the default window, and all
+	// at once: with more requests in flight than clamd queues (MaxQueue)
+	// clamd stops reading and the client must take replies while it
+	// waits to write, or both would wait for each other.
+	cfgs := []CheckConfig{{Mode: ModeInstream}, {Mode: ModeFDPass}, {Mode: ModeFDPass, Concurrency: len(files)}}
+	got := make([][]string, len(cfgs))
+	for j, cfg := range cfgs {
+		res, err := newCheck(t, c, cfg).Run(ctxTimeout(t, time.Minute), tg)
 		if err != nil {
-			t.Fatalf("%s: %v", mode, err)
+			t.Fatalf("%+v: %v", cfg, err)
 		}
 		for _, f := range res.Findings {
 			got[j] = append(got[j], f.Path+" "+unofficial(f.Malware.Signature))
 		}
-		if !strings.Contains(res.Detail, "mode "+mode) {
-			t.Errorf("%s: Detail %q", mode, res.Detail)
+		if !strings.Contains(res.Detail, "mode "+cfg.Mode) {
+			t.Errorf("%+v: Detail %q", cfg, res.Detail)
 		}
-		t.Logf("%s: %s", mode, res.Detail)
-	}
-	if len(got[0]) != 18 || fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
-		t.Fatalf("fdpass findings %v\ninstream findings %v", got[0], got[1])
+		t.Logf("%+v: %s", cfg, res.Detail)
+		if len(got[j]) != 3*len(files)/50 || fmt.Sprint(got[j]) != fmt.Sprint(got[0]) {
+			t.Fatalf("%+v: findings %v\ninstream findings %v", cfg, got[j], got[0])
+		}
 	}
 }
