@@ -4,7 +4,7 @@
 #   1. trivy as a library (scanner/trivy) vs the trivy CLI, one process per
 #      package, over 100 small packages;
 #   2. the malware check vs `clamdscan --fdpass --multiscan` on the same
-#      trees, 200 files of 100 MiB in all and 20 000 tiny files
+#      trees, 200 files (100 MiB in all) and 20 000 tiny files
 #      (scanner/clamav BenchmarkScanFiles and BenchmarkScanTinyFiles, with a
 #      private clamd; 15 head-to-head iterations each, about 5 minutes).
 # Builds the trivy CLI from the project's trivy version first (cached in

@@ -105,11 +105,11 @@ func ExtractLayers(ctx context.Context, img *Image, dir string, lim archive.Limi
 		if f != archive.FormatTar && f != archive.FormatTarGz {
 			findings = append(findings, finding(RuleUnreadable, rel, l.DiffID, fmt.Sprintf(
 				"layer %d is not a tar or gzipped tar; it was not unpacked (its blob is scanned as a file)", l.Index)))
-			var size int64
-			if fi, err := os.Stat(l.Path); err == nil {
-				size = fi.Size()
+			fi, err := os.Lstat(l.Path)
+			if err != nil {
+				return nil, nil, fmt.Errorf("image: layer %d: %w", l.Index, err)
 			}
-			files = append(files, scanner.File{Path: rel, DiskPath: l.Path, Size: size, Layer: l.DiffID})
+			files = append(files, scanner.File{Path: rel, DiskPath: l.Path, Size: fi.Size(), Layer: l.DiffID})
 			continue
 		}
 		sub := lim

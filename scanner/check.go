@@ -17,10 +17,14 @@ import (
 type File struct {
 	// Path is the path inside the asset ("lib/a.zip!/x.js").
 	Path string
-	// DiskPath is where the bytes are on disk, inside the scan's work dir.
+	// DiskPath is where the bytes are on disk, inside the scan's work dir:
+	// a regular file this process wrote (the extractor creates nothing
+	// else), never a path an upload named. The malware check opens it
+	// before it checks its type.
 	DiskPath string
 	// Size in bytes: what the extraction wrote. The malware check opens
-	// each file expecting exactly this size and fails the scan otherwise.
+	// each file expecting exactly this size and fails the scan otherwise
+	// (files of Target.Files; a FileSource's files are streamed).
 	Size int64
 	// Layer is the image layer the file came from (container images only).
 	Layer string

@@ -30,6 +30,7 @@ import (
 //
 //	go test -run '^$' -bench 'ScanFiles|TinyFiles' -benchtime 15x ./scanner/clamav/
 //	ASSETSCAN_BENCH_TINY_FILES=100000 go test -run '^$' -bench TinyFiles -benchtime 1x ./scanner/clamav/
+//	ASSETSCAN_BENCH_CONCURRENCY=8 go test -run '^$' -bench TinyFiles -benchtime 15x ./scanner/clamav/
 
 // BenchmarkScanFiles: 200 files, 100 MiB of noise.
 func BenchmarkScanFiles(b *testing.B) {
@@ -48,6 +49,20 @@ func BenchmarkScanTinyFiles(b *testing.B) {
 		}
 	}
 	benchTree(b, n, 0)
+}
+
+// benchConcurrency is ASSETSCAN_BENCH_CONCURRENCY, the fd-passing check's
+// requests in flight (0, the default: 2 × clamd's MaxThreads).
+func benchConcurrency(b *testing.B) int {
+	v := os.Getenv("ASSETSCAN_BENCH_CONCURRENCY")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("ASSETSCAN_BENCH_CONCURRENCY=%q", v)
+	}
+	return n
 }
 
 // benchDir is a directory for the tree, on tmpfs (/dev/shm) where there
@@ -117,7 +132,7 @@ func benchTree(b *testing.B, nfiles, size int) {
 		name string
 		k    *Check
 	}{
-		{"fdpass", newCheck(b, c, CheckConfig{Mode: ModeFDPass, SignatureDir: d.SignatureDir()})},
+		{"fdpass", newCheck(b, c, CheckConfig{Mode: ModeFDPass, SignatureDir: d.SignatureDir(), Concurrency: benchConcurrency(b)})},
 		{"instream", newCheck(b, c, CheckConfig{Mode: ModeInstream, SignatureDir: d.SignatureDir()})},
 	}
 	clamdscan, _ := exec.LookPath("clamdscan")

@@ -27,7 +27,7 @@ const (
 	// ModeAuto: ModeFDPass on a unix socket, ModeInstream over TCP.
 	ModeAuto = "auto"
 	// ModeFDPass passes each file's descriptor over the unix socket
-	// (FILDES, SCM_RIGHTS), pipelined in IDSESSION connections: clamd
+	// (FILDES, SCM_RIGHTS), pipelined in one IDSESSION connection: clamd
 	// reads the file itself, no byte goes through the socket. Needs clamd
 	// on the same host. Files larger than MaxStreamBytes and streamed
 	// sources (Target.Sources) still go through INSTREAM.
@@ -240,6 +240,13 @@ func (k *Check) Run(ctx context.Context, t *scanner.Target) (scanner.Result, err
 	for i, f := range files {
 		if f.Size < 0 {
 			return scanner.Result{}, fmt.Errorf("malware check: %q: negative size %d", f.Path, f.Size)
+		}
+		if f.Size > k.cfg.MaxStreamBytes { // rare: confirm before planning windows by it
+			fh, err := openFile(f.DiskPath, f.Size)
+			if err != nil {
+				return scanner.Result{}, fmt.Errorf("malware check: %q: %w", f.Path, err)
+			}
+			fh.Close()
 		}
 		ws := windows(f.Size, k.cfg.MaxStreamBytes, k.cfg.WindowOverlap)
 		if len(ws) > 1 {

@@ -620,6 +620,11 @@ func TestCheckFailsClosed(t *testing.T) {
 	if _, err := k.Run(context.Background(), tg); err == nil || !strings.Contains(err.Error(), "gone") {
 		t.Errorf("Run with a missing file = %v", err)
 	}
+	tg = target(t, tfile{"a", []byte("a")}, tfile{"b", []byte("bb")})
+	tg.Files[1].Size = 1
+	if _, err := k.Run(context.Background(), tg); !errors.Is(err, errChanged) {
+		t.Errorf("Run with a file not of the size extracted = %v", err)
+	}
 	tg = target(t, tfile{"a", []byte("a")})
 	os.Symlink("/etc/passwd", filepath.Join(tg.Root, "link"))
 	tg.Files = append(tg.Files, scanner.File{Path: "link", DiskPath: filepath.Join(tg.Root, "link")})

@@ -77,10 +77,12 @@ type Config struct {
 	Addr string
 	// DialTimeout bounds connecting. Default 5 s.
 	DialTimeout time.Duration
-	// WriteTimeout bounds each chunk write of a stream. Default 60 s.
+	// WriteTimeout bounds each chunk write of a stream, and in an
+	// IDSESSION each wait for room to send a request. Default 60 s.
 	WriteTimeout time.Duration
-	// ReadTimeout bounds the wait for the reply once a stream has been sent:
-	// it must exceed clamd's MaxScanTime. Default 330 s.
+	// ReadTimeout bounds the wait for the reply once a stream has been sent,
+	// and in an IDSESSION each wait for the next reply when the window is
+	// full: it must exceed clamd's MaxScanTime. Default 330 s.
 	ReadTimeout time.Duration
 	// CommandTimeout bounds PING and VERSION. Default 10 s.
 	CommandTimeout time.Duration

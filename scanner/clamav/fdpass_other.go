@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
 package clamav
 
@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 )
+
+// Descriptor passing is built for Linux, macOS and the BSDs (poll(2) and
+// O_NOFOLLOW's errors differ elsewhere); other systems stream.
 
 // socketRights: no descriptor passing on this OS.
 func socketRights(int) []byte { return nil }

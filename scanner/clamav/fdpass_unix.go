@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
 package clamav
 
@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -34,7 +35,7 @@ func openPlanned(path string, size int64) (int, error) {
 			break
 		}
 	}
-	if err == syscall.ELOOP { // O_NOFOLLOW met a symlink
+	if err == syscall.ELOOP || err == syscall.EMLINK { // O_NOFOLLOW met a symlink (EMLINK: FreeBSD)
 		return -1, fmt.Errorf("%s: %w (a symbolic link)", path, errNotRegular)
 	}
 	if err != nil {
@@ -76,7 +77,9 @@ func closeFD(fd int) { syscall.Close(fd) }
 //
 // The socket is non-blocking; reads and writes that would block return
 // errWouldBlock and the caller waits with wait. Cancelling the dial's
-// context shuts the socket down, which ends any wait at once.
+// context shuts the socket down, which ends any wait at once. After close
+// every call returns net.ErrClosed: the descriptor number may already be
+// someone else's.
 type sessionConn struct {
 	fd   int
 	stop func() bool // stops the cancellation hook
@@ -90,8 +93,9 @@ type sessionConn struct {
 var errWouldBlock = errors.New("would block")
 
 // dialSession connects to the unix socket at path. Connecting is bounded
-// by timeout (clamd's listen backlog full); ctx's cancellation is seen
-// before and after it, and during every later wait.
+// by timeout and by ctx's deadline (it waits only while clamd's listen
+// backlog is full), not by ctx's cancellation, which is seen before and
+// after it and ends every later wait.
 func dialSession(ctx context.Context, path string, timeout time.Duration) (*sessionConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(ctx)
@@ -107,6 +111,9 @@ func dialSession(ctx context.Context, path string, timeout time.Duration) (*sess
 	}
 	// A blocking connect, bounded by SO_SNDTIMEO: a unix socket connects
 	// at once unless the listen backlog is full.
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(dl), time.Millisecond))
+	}
 	tv := syscall.NsecToTimeval(timeout.Nanoseconds())
 	err = syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
 	if err == nil {
@@ -147,6 +154,9 @@ func dialSession(ctx context.Context, path string, timeout time.Duration) (*sess
 // send writes b, with the control message oob on its first byte; it
 // returns how many bytes of b went out, or errWouldBlock if none could.
 func (c *sessionConn) send(b, oob []byte) (int, error) {
+	if c.fd < 0 {
+		return 0, net.ErrClosed
+	}
 	for {
 		n, err := syscall.SendmsgN(c.fd, b, oob, nil, 0)
 		switch err {
@@ -164,6 +174,9 @@ func (c *sessionConn) send(b, oob []byte) (int, error) {
 // read reads what is there into buf: n > 0 bytes, 0 at the end of the
 // stream, or errWouldBlock.
 func (c *sessionConn) read(buf []byte) (int, error) {
+	if c.fd < 0 {
+		return 0, net.ErrClosed
+	}
 	for {
 		n, err := syscall.Read(c.fd, buf)
 		switch err {
@@ -189,12 +202,16 @@ const (
 // (POLLHUP and POLLERR included: the next read or write says what
 // happened). At the time-out it returns os.ErrDeadlineExceeded.
 func (c *sessionConn) wait(events int16, timeout time.Duration) (int16, error) {
+	if c.fd < 0 {
+		return 0, net.ErrClosed
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return 0, fmt.Errorf("waited %v: %w", timeout, os.ErrDeadlineExceeded)
 		}
+		left = min(left, time.Hour) // poll takes a C int of milliseconds
 		c.pfd[0] = unix.PollFd{Fd: int32(c.fd), Events: events}
 		n, err := unix.Poll(c.pfd[:], int((left+time.Millisecond-1)/time.Millisecond))
 		switch {
@@ -215,5 +232,6 @@ func (c *sessionConn) close() {
 	if !c.closed {
 		c.closed = true
 		syscall.Close(c.fd)
+		c.fd = -1
 	}
 }

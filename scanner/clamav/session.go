@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -22,12 +23,12 @@ var ErrNoFDPass = errors.New("clamd: file descriptor passing needs a unix socket
 // copied through the socket, and clamd needs no permission on the path.
 //
 // A Session is used from one goroutine, as clamdscan uses its one thread,
-// and waits for clamd in poll(2) (see sessionConn): SendFD reads only when
-// the window is full, takes every reply that has arrived and waits for
-// one if none has; Close waits for the rest. There is no reader goroutine
-// to hand replies over, and no read per request that would mostly find
-// nothing: on a machine whose cores clamd's threads keep busy, the
-// client's CPU is taken from clamd.
+// and waits for clamd in poll(2) (see sessionConn): SendFD reads when the
+// window is full, taking every reply that has arrived and waiting for one
+// if none has, and while a write waits for room; Close waits for the
+// rest. There is no reader goroutine to hand replies over, and no read per
+// request that would mostly find nothing: on a machine whose cores clamd's
+// threads keep busy, the client's CPU is taken from clamd.
 //
 // Replies are delivered to the callback from SendFD and Close. Every
 // request gets exactly one callback: with its reply, or with the error
@@ -94,11 +95,23 @@ func (s *Session) SendFile(tag int, f *os.File) error {
 // the session is over; every request sent has had its callback or gets it
 // at Close.
 func (s *Session) SendFD(tag int, fd int) error {
+	if s.closed {
+		return fmt.Errorf("clamd IDSESSION: %w", net.ErrClosed)
+	}
 	if s.err != nil {
 		return s.err
 	}
 	for len(s.pending) >= s.window {
 		if err := s.receive(true); err != nil {
+			return err
+		}
+	}
+	// With a window deeper than drainAbove, take what has arrived every
+	// drainEvery requests: clamd drops a reply it cannot send within its
+	// SendBufTimeout (500 ms by default), and a socket buffer holds about
+	// 200 unread replies.
+	if len(s.pending) > drainAbove && s.next%drainEvery == 0 {
+		if err := s.receive(false); err != nil {
 			return err
 		}
 	}
@@ -124,6 +137,12 @@ func (s *Session) SendFD(tag int, fd int) error {
 	}
 	return nil
 }
+
+// Unread replies: see SendFD.
+const (
+	drainAbove = 64
+	drainEvery = 16
+)
 
 // fildes is FILDES and the byte that carries the descriptor.
 const fildes = "zFILDES\x00\x00"
@@ -154,6 +173,11 @@ func (s *Session) write(b, oob []byte) error {
 	for len(b) > 0 {
 		n, err := s.conn.send(b, oob)
 		if err == nil {
+			if oob != nil && n < len(b) {
+				// The descriptor went with part of the message: clamd
+				// would take it without its command.
+				return fmt.Errorf("%w: %d of %d bytes sent with the descriptor", ErrNoReply, n, len(b))
+			}
 			b = b[n:]
 			oob = nil // went with the first byte
 			continue
@@ -176,8 +200,8 @@ func (s *Session) write(b, oob []byte) error {
 	return nil
 }
 
-// abort ends the session with err (the first error wins), makes pending
-// I/O return, and fails every pending request.
+// abort ends the session with err (the first error wins) and fails every
+// pending request. A session aborted by its context's cancellation says so.
 func (s *Session) abort(err error) {
 	if s.err == nil {
 		if s.ctx.Err() != nil { // the connection was shut down for it
@@ -194,10 +218,12 @@ func (s *Session) abort(err error) {
 
 // receive reads what clamd has sent and delivers every complete reply.
 // With wait, it waits (up to the read time-out) until replies have freed
-// a slot of the window; without, it takes only what is there already. It
-// returns the session's error once the session is over.
+// a slot of the window; without, it reads once, taking only what is
+// there already (and the end of the stream, or a reply nothing is pending
+// for, ends the session). It returns the session's error once the
+// session is over.
 func (s *Session) receive(wait bool) error {
-	if s.err != nil || (!wait && len(s.pending) == 0) {
+	if s.err != nil {
 		return s.err
 	}
 	for s.err == nil {

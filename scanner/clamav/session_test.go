@@ -127,6 +127,12 @@ func (fs fakeSession) serve(c *net.UnixConn, done <-chan struct{}) {
 					fds = append(fds, r...)
 				}
 			}
+			// clamd's rule: the descriptor comes with the byte after
+			// "zFILDES\0" (in the same read as the command, or alone).
+			if !bytes.HasSuffix(buf[:n], []byte("zFILDES\x00\x00")) && !bytes.Equal(buf[:n], []byte{0}) {
+				c.Write([]byte("PROTOCOL ERROR: ancillary data sent without FILDES. ERROR\x00"))
+				return
+			}
 		}
 		data = append(data, buf[:n]...)
 		for {
@@ -253,6 +259,17 @@ func TestSessionFake(t *testing.T) {
 			t.Logf("error: %v", err)
 		})
 	}
+
+	t.Run("a file not of the size extracted", func(t *testing.T) {
+		t.Parallel()
+		addr := fakeSession{answer: okOrFound}.start(t)
+		k := newCheck(t, newClient(t, Config{Addr: addr}), CheckConfig{Concurrency: 2})
+		tg := target(t, files...)
+		tg.Files[3].Size++
+		if _, err := k.Run(ctxTimeout(t, time.Minute), tg); !errors.Is(err, errChanged) || !strings.Contains(err.Error(), `"d"`) {
+			t.Fatalf("Run = %v, want errChanged for d", err)
+		}
+	})
 
 	t.Run("nothing listening", func(t *testing.T) {
 		t.Parallel()
