@@ -154,31 +154,23 @@ func dialSession(ctx context.Context, path string, timeout time.Duration) (*sess
 // send writes b, with the control message oob on its first byte; it
 // returns how many bytes of b went out, or errWouldBlock if none could.
 func (c *sessionConn) send(b, oob []byte) (int, error) {
-	if c.fd < 0 {
-		return 0, net.ErrClosed
-	}
-	for {
-		n, err := syscall.SendmsgN(c.fd, b, oob, nil, 0)
-		switch err {
-		case nil:
-			return n, nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, errWouldBlock
-		}
-		return 0, err
-	}
+	return c.nonblocking(func(fd int) (int, error) { return syscall.SendmsgN(fd, b, oob, nil, 0) })
 }
 
 // read reads what is there into buf: n > 0 bytes, 0 at the end of the
 // stream, or errWouldBlock.
 func (c *sessionConn) read(buf []byte) (int, error) {
+	return c.nonblocking(func(fd int) (int, error) { return syscall.Read(fd, buf) })
+}
+
+// nonblocking runs op, one system call on the socket, again after EINTR;
+// EAGAIN is errWouldBlock.
+func (c *sessionConn) nonblocking(op func(fd int) (int, error)) (int, error) {
 	if c.fd < 0 {
 		return 0, net.ErrClosed
 	}
 	for {
-		n, err := syscall.Read(c.fd, buf)
+		n, err := op(c.fd)
 		switch err {
 		case nil:
 			return n, nil
