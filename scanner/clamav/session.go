@@ -218,9 +218,9 @@ func (s *Session) abort(err error) {
 
 // receive reads what clamd has sent and delivers every complete reply.
 // With wait, it waits (up to the read time-out) until replies have freed
-// a slot of the window; without, it reads once, taking only what is
-// there already (and the end of the stream, or a reply nothing is pending
-// for, ends the session). It returns the session's error once the
+// a slot of the window; without, it takes only what is there already,
+// reading at least once (so the end of the stream, or a reply nothing is
+// pending for, ends the session). It returns the session's error once the
 // session is over.
 func (s *Session) receive(wait bool) error {
 	if s.err != nil {
