@@ -49,6 +49,27 @@ func loseKeys(t *testing.T, rdb redis.UniversalClient, prefix string) {
 	}
 }
 
+// storeBundle is what a Store test works with: a Store on the real Redis
+// and MinIO, in a bucket and under a key prefix of its own (its keys are
+// deleted when the test ends).
+type storeBundle struct {
+	s      *Store
+	obj    *Objects
+	rdb    redis.UniversalClient
+	bucket string
+	prefix string
+}
+
+// setup returns a storeBundle whose key prefix starts with name.
+func setup(t *testing.T, name string) storeBundle {
+	t.Helper()
+	obj, rdb := services(t)
+	prefix := fmt.Sprintf("%s%d:", name, time.Now().UnixNano())
+	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
+	b := bucket(t, obj)
+	return storeBundle{s: NewStore(rdb, obj, b, prefix), obj: obj, rdb: rdb, bucket: b, prefix: prefix}
+}
+
 func bucket(t *testing.T, obj *Objects) string {
 	t.Helper()
 	b := fmt.Sprintf("storage-test-%d", time.Now().UnixNano()%1e12)
@@ -105,11 +126,8 @@ func TestDownloadHashesAndCaps(t *testing.T) {
 }
 
 func TestStoreDedupAndDurability(t *testing.T) {
-	obj, rdb := services(t)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("storagetest%d:", time.Now().UnixNano())
-	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
-	s := NewStore(rdb, obj, bucket(t, obj), prefix)
+	tb := setup(t, "storagetest")
+	s, ctx := tb.s, context.Background()
 	sc := Scan{ScanID: NewScanID(), AssetID: "a1", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
 		ETag: "e1", Size: 10, Status: assetscan.StatusQueued, SubmittedAt: time.Now().UTC()}
 	got, created, err := s.Create(ctx, sc)
@@ -145,7 +163,7 @@ func TestStoreDedupAndDurability(t *testing.T) {
 	}
 	// Redis forgets everything: the record, latest pointer and verdict are
 	// still read from object storage.
-	loseKeys(t, rdb, prefix)
+	loseKeys(t, tb.rdb, tb.prefix)
 	rec, err := s.Get(ctx, sc.ScanID)
 	if err != nil || rec.Status != assetscan.StatusDone || rec.Verdict != assetscan.Pass {
 		t.Fatalf("Get after Redis loss = %+v %v", rec, err)
@@ -193,11 +211,8 @@ func TestIndexKeysShareASlot(t *testing.T) {
 // inputs are part of the submission; the reuse index never points at an
 // error or an incomplete scan; unfinished scans are listed for the sweeper.
 func TestStoreRecordsAreConditional(t *testing.T) {
-	obj, rdb := services(t)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("storagecas%d:", time.Now().UnixNano())
-	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
-	s := NewStore(rdb, obj, bucket(t, obj), prefix)
+	tb := setup(t, "storagecas")
+	s, ctx := tb.s, context.Background()
 	t0 := time.Now().UTC().Add(-time.Hour)
 	mk := func(asset string, at time.Time) Scan {
 		return Scan{ScanID: NewScanID(), AssetID: asset, SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: asset + ".zip",
@@ -268,16 +283,16 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	// nothing behind: the next attempt writes it.
 	v3 := v2
 	v3.Revision = 3
-	claim := prefix + "final:" + a.ScanID + "@3"
-	rdb.Set(ctx, claim, "other", time.Minute)
+	claim := tb.prefix + "final:" + a.ScanID + "@3"
+	tb.rdb.Set(ctx, claim, "other", time.Minute)
 	if err := s.Supersede(ctx, v3); !errors.Is(err, ErrBusy) {
 		t.Errorf("revision 3 while claimed: %v, want ErrBusy", err)
 	}
-	rdb.Del(ctx, claim)
+	tb.rdb.Del(ctx, claim)
 	if err := s.Supersede(ctx, v3); err != nil {
 		t.Errorf("revision 3 after the claim: %v", err)
 	}
-	if n, _ := rdb.Exists(ctx, claim).Result(); n != 0 {
+	if n, _ := tb.rdb.Exists(ctx, claim).Result(); n != 0 {
 		t.Error("revision 3's claim was left behind")
 	}
 
@@ -299,7 +314,7 @@ func TestStoreRecordsAreConditional(t *testing.T) {
 	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
 		t.Errorf("latest = %s, want the scan submitted last %s", id, newer.ScanID)
 	}
-	loseKeys(t, rdb, prefix) // Redis loses its data: object storage decides
+	loseKeys(t, tb.rdb, tb.prefix) // Redis loses its data: object storage decides
 	if id, _ := s.Latest(ctx, "ordasset"); id != newer.ScanID {
 		t.Errorf("latest after Redis loss = %s, want %s", id, newer.ScanID)
 	}
@@ -322,12 +337,8 @@ func contains(ids []string, id string) bool {
 // not leave the scan without a verdict, and a later attempt must not write
 // a second verdict.
 func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
-	obj, rdb := services(t)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("storagerec%d:", time.Now().UnixNano())
-	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
-	b := bucket(t, obj)
-	s := NewStore(rdb, obj, b, prefix)
+	tb := setup(t, "storagerec")
+	s, ctx := tb.s, context.Background()
 	sc := Scan{ScanID: NewScanID(), AssetID: "rec", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
 		Status: assetscan.StatusRunning, SubmittedAt: time.Now().UTC()}
 	if _, _, err := s.Create(ctx, sc); err != nil {
@@ -336,18 +347,18 @@ func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
 	first := assetscan.Verdict{ScanID: sc.ScanID, AssetID: "rec", Kind: sc.Kind, Status: assetscan.StatusDone, Verdict: assetscan.Fail, Revision: 1}
 	data, _ := json.Marshal(first)
 	// The dead writer got as far as the first revision.
-	if err := obj.Put(ctx, b, "verdicts/"+sc.ScanID+"@1.json", data, "application/json"); err != nil {
+	if err := tb.obj.Put(ctx, tb.bucket, "verdicts/"+sc.ScanID+"@1.json", data, "application/json"); err != nil {
 		t.Fatal(err)
 	}
 	// A claim it held (until the TTL) makes the next writer wait, not give up.
-	if err := rdb.Set(ctx, prefix+"final:"+sc.ScanID, "dead-writer", time.Minute).Err(); err != nil {
+	if err := tb.rdb.Set(ctx, tb.prefix+"final:"+sc.ScanID, "dead-writer", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	again := assetscan.Verdict{ScanID: sc.ScanID, Verdict: assetscan.Pass}
 	if err := s.SaveVerdict(ctx, sc, again, assetscan.Findings{}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("while the dead writer's claim lasts: %v, want ErrBusy", err)
 	}
-	rdb.Del(ctx, prefix+"final:"+sc.ScanID) // the claim expired
+	tb.rdb.Del(ctx, tb.prefix+"final:"+sc.ScanID) // the claim expired
 	err := s.SaveVerdict(ctx, sc, again, assetscan.Findings{})
 	var rec *RecoveredError
 	if !errors.As(err, &rec) || !errors.Is(err, ErrAlreadyFinal) || rec.Verdict.Verdict != assetscan.Fail {
@@ -365,11 +376,8 @@ func TestSaveVerdictRecoversAHalfWrittenRecord(t *testing.T) {
 // never ran (the writer failed after the record was final) is indexed from
 // its stored verdict and findings by Reindex, as SaveVerdict would have.
 func TestReindexRepairsAFailedIndex(t *testing.T) {
-	obj, rdb := services(t)
-	ctx := context.Background()
-	prefix := fmt.Sprintf("storagereidx%d:", time.Now().UnixNano())
-	t.Cleanup(func() { loseKeys(t, rdb, prefix) })
-	s := NewStore(rdb, obj, bucket(t, obj), prefix)
+	tb := setup(t, "storagereidx")
+	s, ctx := tb.s, context.Background()
 	sc := Scan{ScanID: NewScanID(), AssetID: "reidx", SellerID: "s1", Kind: assetscan.KindPackage, Bucket: "u", Key: "k",
 		Status: assetscan.StatusRunning, SubmittedAt: time.Now().UTC()}
 	if _, _, err := s.Create(ctx, sc); err != nil {
@@ -381,7 +389,7 @@ func TestReindexRepairsAFailedIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Undo the index transaction, as if it had failed.
-	pipe := rdb.TxPipeline()
+	pipe := tb.rdb.TxPipeline()
 	pipe.SRem(ctx, s.indexKey("latest", string(sc.Kind)), sc.ScanID)
 	pipe.Del(ctx, s.indexKey("asset-done", sc.AssetID))
 	pipe.ZRem(ctx, s.indexKey("recent"), sc.ScanID)
