@@ -271,6 +271,26 @@ func TestSessionFake(t *testing.T) {
 		}
 	})
 
+	t.Run("closed session refuses to send", func(t *testing.T) {
+		t.Parallel()
+		addr := fakeSession{answer: okOrFound}.start(t)
+		s, err := newClient(t, Config{Addr: addr}).OpenSession(t.Context(), 1, func(int, Reply, error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := s.SendFile(1, f); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("SendFile after Close = %v, want net.ErrClosed", err)
+		}
+	})
+
 	t.Run("nothing listening", func(t *testing.T) {
 		t.Parallel()
 		c := newClient(t, Config{Addr: "unix:" + filepath.Join(t.TempDir(), "none.sock")})
