@@ -31,20 +31,34 @@ start)
   if running; then echo "clamd already running in $dir (pid $(cat "$pidfile"))" >&2; exit 1; fi
   mkdir -p "$dir/db" "$dir/tmp"
   cp "$src"/signatures/* "$dir/db/"
-  sed -e "s#@DIR@#$dir#g" -e "s#@FOREGROUND@#no#" "$src/clamd.conf.in" > "$dir/clamd.conf"
-  # Foreground no: clamd forks once its database is loaded.
-  if ! "$clamd" -c "$dir/clamd.conf" >"$dir/clamd.stderr" 2>&1; then
-    echo "clamd failed to start:" >&2; cat "$dir/clamd.stderr" >&2; exit 1
-  fi
+  sed -e "s#@DIR@#$dir#g" -e "s#@FOREGROUND@#yes#" "$src/clamd.conf.in" > "$dir/clamd.conf"
+  # Foreground yes, in the background of a session of its own: clamd's own
+  # daemonizing races with itself (Cisco-Talos/clamav#798: the child
+  # signals "ready" before the parent listens, and the parent exits 1
+  # although the daemon runs on). Readiness is clamd answering PING.
+  setsid "$clamd" -c "$dir/clamd.conf" >"$dir/clamd.stderr" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" > "$pidfile"
   ok=
-  if command -v clamdscan >/dev/null; then
-    clamdscan -c "$dir/clamd.conf" --ping 30:1 >/dev/null 2>&1 && ok=1
-  else
-    for _ in $(seq 60); do [ -S "$dir/clamd.sock" ] && running && { ok=1; break; }; sleep 0.5; done
-  fi
+  for _ in $(seq 120); do
+    kill -0 "$pid" 2>/dev/null || break
+    if command -v clamdscan >/dev/null; then
+      clamdscan -c "$dir/clamd.conf" --ping 1 >/dev/null 2>&1 && { ok=1; break; }
+    elif [ -S "$dir/clamd.sock" ]; then
+      ok=1; break
+    fi
+    sleep 0.25
+  done
   if [ -z "$ok" ]; then
-    echo "clamd did not answer PING within 30 s:" >&2; cat "$dir/clamd.stderr" >&2
-    running && kill -TERM "$(cat "$pidfile")"
+    # clamd writes why to its log file, not to stderr.
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "clamd did not answer PING within 30 s:" >&2
+      kill -TERM "$pid"
+    else
+      echo "clamd failed to start:" >&2
+    fi
+    cat "$dir/clamd.stderr" >&2; tail -n 20 "$dir/clamd.log" >&2 2>/dev/null
+    rm -f "$pidfile"
     exit 1
   fi
   echo "unix:$dir/clamd.sock"
